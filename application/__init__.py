@@ -1,0 +1,1 @@
+"""Use cases of Loved CRM: command handlers, queries over read models, and ports."""

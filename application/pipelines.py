@@ -1,0 +1,95 @@
+"""Pipeline use cases: add, change, reorder and remove stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import msgspec
+
+from application.context import Ctx, Written
+from application.store import CrmApplication
+from domain.errors import StageInUseError
+from domain.lead import Lead
+from domain.pipeline import Pipeline, default_pipeline_id
+from domain.values import StageType
+
+
+class AddStage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    color: str
+    stage_type: StageType = StageType.OPEN
+    position: int | None = None
+
+
+class UpdateStage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str | None = None
+    color: str | None = None
+
+
+class StageWritten(msgspec.Struct, frozen=True):
+    id: UUID
+    stage_id: UUID
+    version: int
+    position: int
+
+
+def _pipeline(app: CrmApplication, ctx: Ctx) -> Pipeline:
+    return app.load(Pipeline, default_pipeline_id(ctx.organization_id), ctx.organization_id)
+
+
+def _written(app: CrmApplication, pipeline: Pipeline, stage_id: UUID) -> StageWritten:
+    version = pipeline.version
+    return StageWritten(pipeline.id, stage_id, version, app.commit(pipeline))
+
+
+def add_stage(app: CrmApplication, cmd: AddStage, ctx: Ctx) -> StageWritten:
+    pipeline = _pipeline(app, ctx)
+    stage = pipeline.add_stage(
+        name=cmd.name,
+        color=cmd.color,
+        stage_type=cmd.stage_type,
+        position=cmd.position,
+        actor=ctx.actor,
+    )
+    return _written(app, pipeline, stage.id)
+
+
+def update_stage(app: CrmApplication, stage_id: UUID, cmd: UpdateStage, ctx: Ctx) -> StageWritten:
+    pipeline = _pipeline(app, ctx)
+    pipeline.stage(stage_id)
+    if cmd.name is not None:
+        pipeline.rename_stage(stage_id, cmd.name, actor=ctx.actor)
+    if cmd.color is not None:
+        pipeline.recolour_stage(stage_id, cmd.color, actor=ctx.actor)
+    return _written(app, pipeline, stage_id)
+
+
+def reorder_stages(app: CrmApplication, stage_ids: list[UUID], ctx: Ctx) -> Written:
+    pipeline = _pipeline(app, ctx)
+    pipeline.reorder(stage_ids, actor=ctx.actor)
+    version = pipeline.version
+    return Written(pipeline.id, version, app.commit(pipeline))
+
+
+def remove_stage(
+    app: CrmApplication,
+    stage_id: UUID,
+    move_leads_to: UUID | None,
+    ctx: Ctx,
+    leads_in_stage: Callable[[UUID, UUID], list[UUID]],
+) -> StageWritten:
+    """Remove a stage; its leads move to `move_leads_to` in the same transaction."""
+    pipeline = _pipeline(app, ctx)
+    pipeline.remove_stage(stage_id, leads_moved_to=move_leads_to, actor=ctx.actor)
+    lead_ids = leads_in_stage(ctx.organization_id, stage_id)
+    if lead_ids and move_leads_to is None:
+        raise StageInUseError(f"stage {stage_id} holds {len(lead_ids)} leads: give move_leads_to")
+    leads = [app.load(Lead, i, ctx.organization_id) for i in lead_ids]
+    if move_leads_to is not None:
+        target = pipeline.stage(move_leads_to).ref
+        for lead in leads:
+            if lead.stage_id == stage_id and not lead.archived:
+                lead.move_to(target, actor=ctx.actor)
+    version = pipeline.version
+    return StageWritten(pipeline.id, stage_id, version, app.commit(pipeline, *leads))

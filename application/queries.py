@@ -1,0 +1,391 @@
+"""Queries over the read models. Every one takes the organization first and filters by it."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.errors import InvalidValueError, LeadNotFoundError
+from projections.audit import rm_audit_events
+from projections.directory import rm_members, rm_organizations
+from projections.leads import rm_leads, rm_stages
+from projections.timeline import rm_lead_timeline
+
+MAX_LIMIT = 200
+
+
+class StageView(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    color: str
+    stage_type: str
+    position: int
+    count: int
+    total_value: Decimal
+
+
+class LeadView(msgspec.Struct, frozen=True):
+    id: UUID
+    full_name: str
+    email: str | None
+    phone: str | None
+    company: str | None
+    source: str | None
+    estimated_value: Decimal | None
+    custom_fields: dict[str, Any]
+    stage_id: UUID
+    assigned_to: UUID | None
+    score: int | None
+    status: str
+    archived: bool
+    notes_count: int
+    created_at: datetime
+    updated_at: datetime
+    stage_entered_at: datetime
+    version: int
+
+
+class BoardCard(msgspec.Struct, frozen=True):
+    id: UUID
+    full_name: str
+    company: str | None
+    estimated_value: Decimal | None
+    score: int | None
+    assigned_to: UUID | None
+    status: str
+    stage_entered_at: datetime
+    version: int
+
+
+class BoardColumn(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    color: str
+    stage_type: str
+    count: int
+    total_value: Decimal
+    leads: list[BoardCard]
+
+
+class Board(msgspec.Struct, frozen=True):
+    stages: list[BoardColumn]
+
+
+class Page(msgspec.Struct, frozen=True):
+    items: list[Any]
+    next_cursor: str | None
+
+
+class Activity(msgspec.Struct, frozen=True):
+    version: int
+    activity_type: str
+    title: str
+    occurred_at: datetime
+    actor_kind: str
+    actor_id: str
+    data: dict[str, Any]
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    position: int
+    aggregate_type: str
+    resource_id: UUID
+    version: int
+    event_type: str
+    actor_kind: str
+    actor_id: str
+    ip: str | None
+    user_agent: str | None
+    occurred_at: datetime
+    changes: dict[str, Any]
+
+
+class Membership(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    role: str
+
+
+CENT = Decimal("0.01")
+
+
+def money(value_cents: int | None) -> Decimal | None:
+    return None if value_cents is None else (Decimal(value_cents) / 100).quantize(CENT)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidValueError("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def encode_cursor(*parts: object) -> str:
+    raw = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, count: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        parts = raw.split("|")
+    except (ValueError, UnicodeDecodeError):
+        parts = []
+    if len(parts) != count:
+        raise InvalidValueError("cursor", "is not a cursor this list gave out")
+    return parts
+
+
+def list_stages(conn: Connection, org: UUID) -> list[StageView]:
+    rows = conn.execute(
+        sa.select(rm_stages)
+        .where(rm_stages.c.organization_id == org)
+        .order_by(rm_stages.c.sort_order)
+    ).mappings()
+    return [
+        StageView(
+            id=r["stage_id"],
+            name=r["name"],
+            color=r["color"],
+            stage_type=r["stage_type"],
+            position=i,
+            count=r["lead_count"],
+            total_value=(Decimal(r["total_value_cents"]) / 100).quantize(CENT),
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def _lead_view(r: Any) -> LeadView:
+    return LeadView(
+        id=r["lead_id"],
+        full_name=r["full_name"],
+        email=r["email"],
+        phone=r["phone"],
+        company=r["company"],
+        source=r["source"],
+        estimated_value=money(r["value_cents"]),
+        custom_fields=r["custom_fields"],
+        stage_id=r["stage_id"],
+        assigned_to=r["assignee_id"],
+        score=r["score"],
+        status=r["status"],
+        archived=r["archived"],
+        notes_count=r["notes_count"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        stage_entered_at=r["stage_entered_at"],
+        version=r["version"],
+    )
+
+
+def get_lead(conn: Connection, org: UUID, lead_id: UUID) -> LeadView:
+    row = (
+        conn.execute(
+            sa.select(rm_leads).where(
+                rm_leads.c.organization_id == org, rm_leads.c.lead_id == lead_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise LeadNotFoundError(lead_id)
+    return _lead_view(row)
+
+
+def list_leads(
+    conn: Connection,
+    org: UUID,
+    *,
+    stage_id: UUID | None = None,
+    assigned_to: UUID | None = None,
+    q: str | None = None,
+    status: str | None = None,
+    include_archived: bool = False,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    c = rm_leads.c
+    query = sa.select(rm_leads).where(c.organization_id == org)
+    if stage_id is not None:
+        query = query.where(c.stage_id == stage_id)
+    if assigned_to is not None:
+        query = query.where(c.assignee_id == assigned_to)
+    if status is not None:
+        if status not in ("open", "won", "lost"):
+            raise InvalidValueError("status", "must be open, won or lost")
+        query = query.where(c.status == status)
+    if not include_archived:
+        query = query.where(c.archived.is_(False))
+    if q:
+        pattern = "%" + q.strip().lower().replace("%", r"\%").replace("_", r"\_") + "%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(c.full_name).like(pattern, escape="\\"),
+                sa.func.lower(c.email).like(pattern, escape="\\"),
+                sa.func.lower(c.company).like(pattern, escape="\\"),
+            )
+        )
+    if cursor:
+        created, lead_id = decode_cursor(cursor, 2)
+        try:
+            key = (datetime.fromisoformat(created), UUID(lead_id))
+        except ValueError:
+            raise InvalidValueError("cursor", "is not a cursor this list gave out") from None
+        query = query.where(sa.tuple_(c.created_at, c.lead_id) < sa.tuple_(*key))
+    size = _limit(limit)
+    rows = conn.execute(
+        query.order_by(c.created_at.desc(), c.lead_id.desc()).limit(size + 1)
+    ).mappings()
+    items = [_lead_view(r) for r in rows]
+    next_cursor = None
+    if len(items) > size:
+        items = items[:size]
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def lead_ids_in_stage(conn: Connection, org: UUID, stage_id: UUID) -> list[UUID]:
+    rows = conn.execute(
+        sa.select(rm_leads.c.lead_id).where(
+            rm_leads.c.organization_id == org,
+            rm_leads.c.stage_id == stage_id,
+            rm_leads.c.archived.is_(False),
+        )
+    )
+    return [r[0] for r in rows]
+
+
+def board(conn: Connection, org: UUID, *, cards_per_stage: int = 50) -> Board:
+    size = _limit(cards_per_stage)
+    columns: list[BoardColumn] = []
+    c = rm_leads.c
+    for stage in list_stages(conn, org):
+        rows = conn.execute(
+            sa.select(
+                c.lead_id,
+                c.full_name,
+                c.company,
+                c.value_cents,
+                c.score,
+                c.assignee_id,
+                c.status,
+                c.stage_entered_at,
+                c.version,
+            )
+            .where(c.organization_id == org, c.stage_id == stage.id, c.archived.is_(False))
+            .order_by(c.stage_entered_at.desc())
+            .limit(size)
+        ).mappings()
+        cards = [
+            BoardCard(
+                id=r["lead_id"],
+                full_name=r["full_name"],
+                company=r["company"],
+                estimated_value=money(r["value_cents"]),
+                score=r["score"],
+                assigned_to=r["assignee_id"],
+                status=r["status"],
+                stage_entered_at=r["stage_entered_at"],
+                version=r["version"],
+            )
+            for r in rows
+        ]
+        columns.append(
+            BoardColumn(
+                id=stage.id,
+                name=stage.name,
+                color=stage.color,
+                stage_type=stage.stage_type,
+                count=stage.count,
+                total_value=stage.total_value,
+                leads=cards,
+            )
+        )
+    return Board(stages=columns)
+
+
+def timeline(
+    conn: Connection, org: UUID, lead_id: UUID, *, limit: int = 100, cursor: str | None = None
+) -> Page:
+    c = rm_lead_timeline.c
+    query = sa.select(rm_lead_timeline).where(c.organization_id == org, c.lead_id == lead_id)
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        if not before.isdigit():
+            raise InvalidValueError("cursor", "is not a cursor this list gave out")
+        query = query.where(c.version < int(before))
+    size = _limit(limit)
+    rows = conn.execute(query.order_by(c.version.desc()).limit(size + 1)).mappings()
+    items = [
+        Activity(
+            version=r["version"],
+            activity_type=r["activity_type"],
+            title=r["title"],
+            occurred_at=r["occurred_at"],
+            actor_kind=r["actor_kind"],
+            actor_id=r["actor_id"],
+            data=r["data"],
+        )
+        for r in rows
+    ]
+    next_cursor = None
+    if len(items) > size:
+        items = items[:size]
+        next_cursor = encode_cursor(items[-1].version)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def audit_events(
+    conn: Connection,
+    org: UUID,
+    *,
+    resource_id: UUID | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page:
+    c = rm_audit_events.c
+    query = sa.select(rm_audit_events).where(c.organization_id == org)
+    if resource_id is not None:
+        query = query.where(c.resource_id == resource_id)
+    if event_type:
+        query = query.where(c.event_type == event_type)
+    if since is not None:
+        query = query.where(c.occurred_at >= since)
+    if until is not None:
+        query = query.where(c.occurred_at < until)
+    if since is not None and until is not None and since > until:
+        raise InvalidValueError("since", "must not be after until")
+    if cursor:
+        (before,) = decode_cursor(cursor, 1)
+        if not before.isdigit():
+            raise InvalidValueError("cursor", "is not a cursor this list gave out")
+        query = query.where(c.position < int(before))
+    size = _limit(limit)
+    rows = conn.execute(query.order_by(c.position.desc()).limit(size + 1)).mappings()
+    items = [AuditEvent(**{k: v for k, v in r.items() if k != "organization_id"}) for r in rows]
+    next_cursor = None
+    if len(items) > size:
+        items = items[:size]
+        next_cursor = encode_cursor(items[-1].position)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def organizations_of(conn: Connection, user_id: UUID) -> list[Membership]:
+    rows = conn.execute(
+        sa.select(rm_members.c.organization_id, rm_organizations.c.name, rm_members.c.role)
+        .join(rm_organizations, rm_organizations.c.organization_id == rm_members.c.organization_id)
+        .where(rm_members.c.user_id == user_id)
+        .order_by(rm_members.c.joined_at)
+    )
+    return [Membership(id=r[0], name=r[1], role=r[2]) for r in rows]

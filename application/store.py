@@ -1,0 +1,183 @@
+"""The event store application: saves tenant-tagged events with group commit.
+
+Every save passes `organization_ids` down to the recorder, which writes each stored event's
+organization into an indexed column. Concurrent saves from many request threads are grouped
+into one insert transaction (group commit): on PostgreSQL every insert takes an exclusive table
+lock to keep log order, so fewer, larger transactions are what makes writes scale.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from domain.base import TenantAggregate
+from domain.errors import NotFoundError, VersionConflictError
+from domain.values import Actor
+
+A = TypeVar("A", bound=TenantAggregate)
+Event = DomainEventProtocol[UUID]
+
+
+class ActorAsDict(Transcoding):
+    type = Actor
+    name = "actor"
+
+    def encode(self, obj: Actor) -> dict[str, str | None]:
+        return {
+            "kind": obj.kind,
+            "id": obj.id,
+            "ip": obj.ip,
+            "user_agent": obj.user_agent,
+        }
+
+    def decode(self, data: dict[str, str | None]) -> Actor:
+        return Actor(
+            kind=str(data["kind"]),
+            id=str(data["id"]),
+            ip=data.get("ip"),
+            user_agent=data.get("user_agent"),
+        )
+
+
+@dataclass
+class _Submission:
+    events: list[Event]
+    organization_ids: dict[UUID, UUID]
+    done: bool = False
+    position: int = 0
+    error: Exception | None = None
+    ids: set[UUID] = field(default_factory=set)
+
+
+class CrmApplication(Application[UUID]):
+    """One event store for every aggregate of every organization."""
+
+    name = "crm"
+    max_group_size = 256
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._queue: list[_Submission] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        #: called with the last position after each successful commit (wakes local projectors)
+        self.after_commit: Callable[[int], None] | None = None
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(ActorAsDict())
+
+    def load(self, kind: type[A], aggregate_id: UUID, organization_id: UUID) -> A:
+        """Load an aggregate of the caller's organization; another's is 'not found'."""
+        try:
+            aggregate: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(kind.__name__.lower(), aggregate_id) from None
+        if not isinstance(aggregate, kind) or aggregate.organization_id != organization_id:
+            raise NotFoundError(kind.__name__.lower(), aggregate_id)
+        return aggregate
+
+    def load_as_of(
+        self, aggregate_id: UUID, *, version: int | None = None
+    ) -> TenantAggregate | None:
+        try:
+            aggregate: object = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, TenantAggregate) else None
+
+    def commit(self, *aggregates: TenantAggregate) -> int:
+        """Save the aggregates' new events atomically; return the log position reached.
+
+        Raises VersionConflictError if another writer saved one of them first.
+        """
+        events: list[Event] = []
+        for aggregate in aggregates:
+            events.extend(aggregate.collect_events())
+        if not events:
+            return 0
+        orgs = {a.id: a.organization_id for a in aggregates}
+        submission = _Submission(events, orgs, ids={e.originator_id for e in events})
+        with self._queue_lock:
+            self._queue.append(submission)
+        with self._commit_lock:
+            while not submission.done:
+                self._flush(self._take_group())
+        if submission.error is not None:
+            raise submission.error
+        return submission.position
+
+    def current_version(self, aggregate_id: UUID) -> int:
+        rows = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return rows[0].originator_version if rows else 0
+
+    def _take_group(self) -> list[_Submission]:
+        # two submissions for the same aggregate cannot share a transaction: one must fail
+        group: list[_Submission] = []
+        seen: set[UUID] = set()
+        with self._queue_lock:
+            while self._queue and len(group) < self.max_group_size:
+                head = self._queue[0]
+                if head.ids & seen:
+                    break
+                seen |= head.ids
+                group.append(self._queue.pop(0))
+        return group
+
+    def _flush(self, group: Sequence[_Submission]) -> None:
+        try:
+            self._put(group)
+        except IntegrityError:
+            if len(group) == 1:
+                self._fail_with_conflict(group[0])
+                return
+            for submission in group:  # find who lost the race; the others still commit
+                try:
+                    self._put([submission])
+                except IntegrityError:
+                    self._fail_with_conflict(submission)
+                except Exception as error:  # noqa: BLE001 - handed to the waiting caller
+                    self._finish(submission, error=error)
+        except Exception as error:  # noqa: BLE001 - handed to every waiting caller
+            for submission in group:
+                self._finish(submission, error=error)
+
+    def _put(self, group: Sequence[_Submission]) -> None:
+        events = [e for s in group for e in s.events]
+        orgs: dict[UUID, UUID] = {}
+        for s in group:
+            orgs.update(s.organization_ids)
+        recordings = self.events.put(events, organization_ids=orgs)
+        last: dict[UUID, int] = {}
+        for recording in recordings:
+            last[recording.domain_event.originator_id] = recording.notification.id
+        for submission in group:
+            position = max(last[i] for i in submission.ids)
+            self._finish(submission, position=position)
+        if self.after_commit is not None and last:
+            self.after_commit(max(last.values()))
+
+    def _fail_with_conflict(self, submission: _Submission) -> None:
+        first = submission.events[0]
+        current = self.current_version(first.originator_id)
+        expected = first.originator_version - 1
+        self._finish(
+            submission,
+            error=VersionConflictError(first.originator_id, current, expected),
+        )
+
+    @staticmethod
+    def _finish(
+        submission: _Submission, *, position: int = 0, error: Exception | None = None
+    ) -> None:
+        submission.position = position
+        submission.error = error
+        submission.done = True

@@ -1,0 +1,128 @@
+"""Value objects shared by the aggregates, with the checks that make them valid."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from domain.errors import InvalidValueError
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    SALES = "sales"
+    VIEWER = "viewer"
+
+
+class StageType(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class LeadStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+STATUS_OF_STAGE_TYPE = {
+    StageType.OPEN: LeadStatus.OPEN,
+    StageType.WON: LeadStatus.WON,
+    StageType.LOST: LeadStatus.LOST,
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an event, and from where: recorded in every event for the audit trail."""
+
+    kind: str  # "user", "api_key", "provider" or "system"
+    id: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(kind="system", id="system")
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,32}$")
+CUSTOM_FIELDS_MAX = 50
+SCALAR = (str, int, float, bool, type(None))
+
+
+def color(value: str) -> str:
+    if not _COLOR.match(value):
+        raise InvalidValueError("color", "must be a colour in the form #rrggbb")
+    return value.lower()
+
+
+def text(field: str, value: str, *, max_length: int, required: bool = True) -> str:
+    cleaned = value.strip()
+    if required and not cleaned:
+        raise InvalidValueError(field, "must not be empty")
+    if len(cleaned) > max_length:
+        raise InvalidValueError(field, f"must be at most {max_length} characters")
+    return cleaned
+
+
+def optional_text(field: str, value: str | None, *, max_length: int) -> str | None:
+    if value is None:
+        return None
+    cleaned = text(field, value, max_length=max_length, required=False)
+    return cleaned or None
+
+
+def email(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    cleaned = value.strip().lower()
+    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
+        raise InvalidValueError("email", "is not a valid email address")
+    return cleaned
+
+
+def phone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    cleaned = value.strip()
+    if not _PHONE.match(cleaned) or sum(c.isdigit() for c in cleaned) < 5:
+        raise InvalidValueError("phone", "is not a valid phone number")
+    return cleaned
+
+
+def money(value: Decimal | int | float | str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidValueError("estimated_value", "is not a number") from None
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e15"):
+        raise InvalidValueError("estimated_value", "must be between 0 and 10^15")
+    return amount.quantize(Decimal("0.01"))
+
+
+def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if len(value) > CUSTOM_FIELDS_MAX:
+        raise InvalidValueError("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
+    for key, item in value.items():
+        if not key or len(key) > 64:
+            raise InvalidValueError("custom_fields", "keys must have 1 to 64 characters")
+        if not isinstance(item, SCALAR) or (isinstance(item, str) and len(item) > 2000):
+            raise InvalidValueError(
+                "custom_fields",
+                f"{key!r} must be a string (≤ 2000), number, boolean or null",
+            )
+        if isinstance(item, float) and item != item:  # NaN cannot be stored as JSON
+            raise InvalidValueError("custom_fields", f"{key!r} is not a number")
+    return dict(value)

@@ -1,0 +1,1 @@
+"""Adapters at the edge of Loved CRM: persistence, HTTP and CLI."""

@@ -1,0 +1,1 @@
+"""The HTTP interface: Litestar app factory, tenant guard and one controller per resource."""

@@ -1,0 +1,75 @@
+"""The Litestar app factory: the HTTP composition root."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from litestar import Litestar
+from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+
+from interfaces.http.audit import AuditController
+from interfaces.http.auth import AuthController
+from interfaces.http.health import health
+from interfaces.http.leads import LeadController
+from interfaces.http.pipeline import PipelineController
+from interfaces.http.problems import EXCEPTION_HANDLERS, PROBLEM
+from interfaces.services import Services, build_services
+from interfaces.settings import load_settings
+
+
+def _document_problems(app: Litestar) -> None:
+    """Error responses are documented as problem+json, as they are sent."""
+    schema = app.openapi_schema
+    for path_item in (schema.paths or {}).values():
+        for op_name in ("get", "post", "put", "patch", "delete"):
+            operation = getattr(path_item, op_name, None)
+            for code, response in ((operation.responses or {}) if operation else {}).items():
+                if code[0] in "45" and response.content and "application/json" in response.content:
+                    response.content = {PROBLEM: response.content["application/json"]}
+
+
+def create_app(services: Services | None = None, *, own_services: bool | None = None) -> Litestar:
+    """Build the app; without `services` they are built from the environment and owned."""
+    owned = services is None if own_services is None else own_services
+    svc = services or build_services(load_settings())
+    if get_asyncio_executor() is None:
+        set_asyncio_executor(ThreadPoolExecutor(svc.settings.threads, "crm-worker"))
+
+    def on_startup(_: Litestar) -> None:
+        svc.start_projections()
+
+    def on_shutdown(_: Litestar) -> None:
+        if owned:
+            svc.close()
+        else:
+            svc.stop_projections()
+
+    app = Litestar(
+        route_handlers=[
+            AuthController,
+            LeadController,
+            PipelineController,
+            AuditController,
+            health,
+        ],
+        state=State({"services": svc}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        openapi_config=OpenAPIConfig(
+            title="Loved CRM",
+            version="0.1.0",
+            path="/schema",
+            use_handler_docstrings=True,
+        ),
+        request_max_body_size=1_048_576,
+    )
+    _document_problems(app)
+    return app
+
+
+def asgi_factory() -> Any:
+    return create_app()

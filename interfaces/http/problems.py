@@ -1,0 +1,97 @@
+"""Every error leaves as RFC 9457 application/problem+json, translated here once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from application.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
+from domain.errors import (
+    DomainError,
+    InvalidValueError,
+    NotFoundError,
+    RuleViolationError,
+    VersionConflictError,
+)
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("crm.http")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    headers = dict(exc.headers or {})
+    return problem(request, exc.status_code, str(exc.detail), headers=headers, **extra)
+
+
+def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    if isinstance(exc, VersionConflictError):
+        return problem(
+            request,
+            409,
+            str(exc),
+            current_version=exc.current_version,
+            expected_version=exc.expected_version,
+        )
+    if isinstance(exc, InvalidValueError):
+        return problem(
+            request, 422, str(exc), errors=[{"field": exc.field, "message": exc.message}]
+        )
+    if isinstance(exc, NotFoundError):
+        return problem(request, 404, str(exc))
+    if isinstance(exc, InvalidCredentialsError):
+        return problem(request, 401, str(exc))
+    if isinstance(exc, RuleViolationError | EmailAlreadyRegisteredError):
+        return problem(request, 409, str(exc))
+    return problem(request, 422, str(exc))
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: Any = {
+    HTTPException: on_http_exception,
+    DomainError: on_domain_error,
+    Exception: on_unexpected,
+}

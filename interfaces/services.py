@@ -1,0 +1,82 @@
+"""Composition root: builds the event store, read-model engine, projectors and adapters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from application.store import CrmApplication
+from interfaces.database import eventstore_env, make_engine
+from interfaces.security import Argon2Hasher, Tokens
+from interfaces.settings import Settings
+from interfaces.users import SqlUserRepository
+from projections.registry import all_projectors
+from projections.runner import ProjectionRunner, read_positions
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    app: CrmApplication
+    users: SqlUserRepository
+    hasher: Argon2Hasher
+    tokens: Tokens
+    runner: ProjectionRunner | None = None
+    _started: bool = field(default=False, repr=False)
+
+    def start_projections(self) -> None:
+        if self.runner is not None and not self._started:
+            self.runner.start()
+            self._started = True
+
+    def stop_projections(self) -> None:
+        if self.runner is not None and self._started:
+            self.runner.stop()
+            self._started = False
+
+    def wait_for(self, names: Iterable[str], position: int, timeout: float | None = None) -> bool:
+        """Read-your-writes: wait until the named read models processed `position`."""
+        limit = self.settings.read_wait_seconds if timeout is None else timeout
+        wanted = list(names)
+        if position <= 0:
+            return True
+        if self.runner is not None and self._started:
+            return self.runner.wait_for(wanted, position, limit)
+        deadline = time.monotonic() + limit
+        delay = 0.002
+        while True:  # projectors run in another process: poll their positions
+            with self.engine.connect() as conn:
+                reached = read_positions(conn)
+            if all(reached.get(n, 0) >= position for n in wanted):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def close(self) -> None:
+        self.stop_projections()
+        self.app.close()
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, *, with_runner: bool | None = None) -> Services:
+    engine = make_engine(settings)
+    app = CrmApplication(env=eventstore_env(settings))
+    runner = None
+    if settings.run_projections if with_runner is None else with_runner:
+        runner = ProjectionRunner(engine, app.recorder, app.mapper, all_projectors())
+        app.after_commit = lambda _position: runner.wake()
+    return Services(
+        settings=settings,
+        engine=engine,
+        app=app,
+        users=SqlUserRepository(engine),
+        hasher=Argon2Hasher(),
+        tokens=Tokens(settings.secret_key, settings.token_ttl_seconds),
+        runner=runner,
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the read-model and users tables (PostgreSQL and SQLite)."""

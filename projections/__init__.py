@@ -1,0 +1,1 @@
+"""Projectors that follow the event log and write the read models, exactly once."""

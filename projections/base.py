@@ -1,0 +1,117 @@
+"""Shared pieces of every read model: metadata, column types, the projector contract.
+
+A projector handles a batch of events inside one transaction that also moves its position
+(compare-and-set on `projection_positions`), so a crash or a second runner can never apply an
+event twice or skip one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Dialect
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both PostgreSQL and SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+positions = sa.Table(
+    "projection_positions",
+    metadata,
+    sa.Column("projection_name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded event with its place in the log."""
+
+    position: int
+    topic: str
+    event: Any
+
+    @property
+    def type_name(self) -> str:
+        return type(self.event).__qualname__
+
+
+class Projector(ABC):
+    """Turns batches of events into rows of its own tables."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[sa.Table, ...]]
+    #: event class qualnames handled; other events are skipped but still tracked
+    handles: ClassVar[frozenset[str]] = frozenset()
+
+    def wants(self, topic: str) -> bool:
+        return not self.handles or topic.rsplit(":", 1)[-1] in self.handles
+
+    @abstractmethod
+    def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+        """Apply the batch; called inside the transaction that records the new position."""
+
+
+def cents(value: Decimal | None) -> int:
+    return 0 if value is None else int(value * 100)
+
+
+def jsonable(value: Any) -> Any:
+    """Event values as plain JSON (ids and amounts as strings)."""
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    return value
+
+
+META_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        "organization_id",
+        "actor",
+    }
+)
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(event).items() if k not in META_FIELDS}

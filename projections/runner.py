@@ -1,0 +1,171 @@
+"""Runs projectors over the event log in batches, exactly once, on SQLite and PostgreSQL.
+
+The library's ProjectionRunner needs PostgreSQL subscriptions and commits once per event; this
+runner polls the log (woken at once by in-process saves), decodes only what a projector wants,
+and commits one transaction per batch that includes its position (compare-and-set).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+from sqlalchemy.engine import Connection, Engine
+
+from projections.base import Envelope, Projector, positions
+
+log = logging.getLogger(__name__)
+
+
+class PositionConflictError(Exception):
+    """Another runner moved this projection first; this batch was rolled back."""
+
+
+def read_positions(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(sa.select(positions.c.projection_name, positions.c.position))
+    return {str(name): int(pos) for name, pos in rows}
+
+
+def ensure_position_rows(engine: Engine, names: Iterable[str]) -> None:
+    with engine.begin() as conn:
+        have = read_positions(conn)
+        now = datetime.now(UTC)
+        for name in names:
+            if name not in have:
+                conn.execute(
+                    positions.insert().values(projection_name=name, position=0, updated_at=now)
+                )
+
+
+class ProjectionRunner:
+    """Keeps each projector's tables up to date with the event log."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        recorder: ApplicationRecorder,
+        mapper: Mapper[Any],
+        projectors: Sequence[Projector],
+        *,
+        batch_size: int = 1000,
+        before_batch: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.mapper = mapper
+        self.projectors = list(projectors)
+        self.batch_size = batch_size
+        self.before_batch = before_batch
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self.positions: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        ensure_position_rows(engine, [p.name for p in self.projectors])
+        with engine.connect() as conn:
+            self.positions = read_positions(conn)
+
+    def wake(self) -> None:
+        """Called after a save in this process: new events to read."""
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Process one batch for every projector; return how many events were read."""
+        total = 0
+        for projector in self.projectors:
+            total += self.step(projector)
+        return total
+
+    def step(self, projector: Projector) -> int:
+        with self.engine.connect() as conn:
+            start = read_positions(conn).get(projector.name, 0)
+        notifications = self.recorder.select_notifications(
+            start=start + 1, limit=self.batch_size, inclusive_of_start=True
+        )
+        if not notifications:
+            self._publish(projector.name, start)
+            return 0
+        batch = [
+            Envelope(n.id, n.topic, self.mapper.to_domain_event(n))
+            for n in notifications
+            if projector.wants(n.topic)
+        ]
+        last = notifications[-1].id
+        with self.engine.begin() as conn:
+            if self.before_batch is not None:
+                self.before_batch(conn)
+            moved = conn.execute(
+                positions.update()
+                .where(positions.c.projection_name == projector.name)
+                .where(positions.c.position == start)
+                .values(position=last, updated_at=datetime.now(UTC))
+            )
+            if moved.rowcount != 1:
+                raise PositionConflictError(projector.name)
+            if batch:
+                projector.process(conn, batch)
+        self._publish(projector.name, last)
+        return len(notifications)
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Run until every projector has read the whole log (as of now)."""
+        done = 0
+        while (n := self.run_once()) > 0:
+            done += n
+            if progress is not None:
+                progress(n)
+        return done
+
+    def wait_for(self, names: Iterable[str], position: int, timeout: float) -> bool:
+        """Block until the named projections reached `position` or the timeout passed."""
+        deadline = time.monotonic() + timeout
+        wanted = list(names)
+        with self._progress:
+            while any(self.positions.get(n, 0) < position for n in wanted):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(left)
+        return True
+
+    def _publish(self, name: str, position: int) -> None:
+        with self._progress:
+            self.positions[name] = position
+            self._progress.notify_all()
+
+    def start(self, poll_interval: float = 0.5) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.run_forever,
+            args=(poll_interval,),
+            name="projections",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run_forever(self, poll_interval: float = 0.5) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                busy = self.run_once() > 0
+                failures = 0
+            except Exception:
+                log.exception("projection batch failed; retrying")
+                failures += 1
+                busy = False
+                time.sleep(min(5.0, 0.1 * 2**failures))
+            if not busy:
+                self._wake.wait(poll_interval)

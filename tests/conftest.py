@@ -1,0 +1,101 @@
+"""Shared fixtures: every storage-backed suite runs on SQLite and on PostgreSQL.
+
+PostgreSQL: one fresh database per test session (`crm_test_<pid>`), migrated once; tests stay
+independent because each works inside organizations it registers itself. Under CI=true an
+unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+
+from interfaces.database import make_engine
+from interfaces.http.app import create_app
+from interfaces.migrate import migrate
+from interfaces.services import Services, build_services
+from interfaces.settings import Settings, load_settings
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+SECRET = "test-secret-key-of-at-least-32-characters!"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def postgres_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN):
+            return True
+    except psycopg.OperationalError:
+        if os.environ.get("CI") == "true":
+            raise
+        return False
+
+
+def settings_for(url: str, **extra: str) -> Settings:
+    return load_settings({"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": SECRET, **extra})
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"crm_test_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    settings = settings_for(url)
+    engine = make_engine(settings)
+    migrate(settings, engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating is the slow part)."""
+    path = tmp_path_factory.mktemp("template") / "crm.db"
+    settings = settings_for(f"sqlite:///{path}")
+    engine = make_engine(settings)
+    migrate(settings, engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    template: Path = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "crm.db"
+    shutil.copy(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return settings_for(database_url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = build_services(settings)
+    svc.start_projections()
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(services, own_services=False)) as c:
+        yield c
