@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from sqlalchemy.engine import Connection, Engine
 
 from projections.base import Envelope, Projector, positions
@@ -83,11 +83,20 @@ class ProjectionRunner:
         return total
 
     def step(self, projector: Projector) -> int:
+        """Read the next batch after the projector's position and apply it."""
+        start, notifications = self.read(projector)
+        return self.apply(projector, start, notifications)
+
+    def read(self, projector: Projector) -> tuple[int, list[Notification]]:
         with self.engine.connect() as conn:
             start = read_positions(conn).get(projector.name, 0)
         notifications = self.recorder.select_notifications(
             start=start + 1, limit=self.batch_size, inclusive_of_start=True
         )
+        return start, list(notifications)
+
+    def apply(self, projector: Projector, start: int, notifications: list[Notification]) -> int:
+        """Apply a batch read from `start`; refused if the position moved meanwhile."""
         if not notifications:
             self._publish(projector.name, start)
             return 0
@@ -100,6 +109,7 @@ class ProjectionRunner:
         with self.engine.begin() as conn:
             if self.before_batch is not None:
                 self.before_batch(conn)
+            # compare-and-set first: a concurrent runner blocks here, then finds the position moved
             moved = conn.execute(
                 positions.update()
                 .where(positions.c.projection_name == projector.name)

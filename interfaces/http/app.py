@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from litestar import Litestar
-from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
@@ -35,10 +35,11 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     """Build the app; without `services` they are built from the environment and owned."""
     owned = services is None if own_services is None else own_services
     svc = services or build_services(load_settings())
-    if get_asyncio_executor() is None:
-        set_asyncio_executor(ThreadPoolExecutor(svc.settings.threads, "crm-worker"))
 
-    def on_startup(_: Litestar) -> None:
+    async def on_startup(_: Litestar) -> None:
+        # sync handlers, the guard's lookups and the projector waits share this pool
+        pool = ThreadPoolExecutor(svc.settings.threads, "crm-worker")
+        asyncio.get_running_loop().set_default_executor(pool)
         svc.start_projections()
 
     def on_shutdown(_: Litestar) -> None:
