@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from application.store import CrmApplication
 from interfaces.database import eventstore_env, make_engine
+from interfaces.live import LocalPublisher, RedisPublisher
 from interfaces.security import Argon2Hasher, Tokens
 from interfaces.settings import Settings
 from interfaces.users import SqlUserRepository
@@ -17,16 +17,34 @@ from projections.registry import all_projectors
 from projections.runner import ProjectionRunner, read_positions
 
 
-@dataclass
 class Services:
-    settings: Settings
-    engine: Engine
-    app: CrmApplication
-    users: SqlUserRepository
-    hasher: Argon2Hasher
-    tokens: Tokens
-    runner: ProjectionRunner | None = None
-    _started: bool = field(default=False, repr=False)
+    """Everything a request or a command-line action needs, built once per process.
+
+    A plain class on purpose: handlers receive it by dependency injection, and Litestar passes
+    opaque objects through untouched (a dataclass would be converted field by field).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        app: CrmApplication,
+        users: SqlUserRepository,
+        hasher: Argon2Hasher,
+        tokens: Tokens,
+        runner: ProjectionRunner | None = None,
+        live: RedisPublisher | LocalPublisher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.app = app
+        self.users = users
+        self.hasher = hasher
+        self.tokens = tokens
+        self.runner = runner
+        self.live = live or LocalPublisher()
+        self._started = False
 
     def start_projections(self) -> None:
         if self.runner is not None and not self._started:
@@ -62,15 +80,20 @@ class Services:
         self.stop_projections()
         self.app.close()
         self.engine.dispose()
+        self.live.close()
 
 
 def build_services(settings: Settings, *, with_runner: bool | None = None) -> Services:
     engine = make_engine(settings)
     app = CrmApplication(env=eventstore_env(settings))
+    live = RedisPublisher(settings.redis_url) if settings.redis_url else LocalPublisher()
     runner = None
     if settings.run_projections if with_runner is None else with_runner:
-        runner = ProjectionRunner(engine, app.recorder, app.mapper, all_projectors())
-        app.after_commit = lambda _position: runner.wake()
+        runner = ProjectionRunner(
+            engine, app.recorder, app.mapper, all_projectors(), after_batch=live
+        )
+        wake = runner.wake
+        app.after_commit = lambda _position: wake()
     return Services(
         settings=settings,
         engine=engine,
@@ -79,4 +102,5 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
         hasher=Argon2Hasher(),
         tokens=Tokens(settings.secret_key, settings.token_ttl_seconds),
         runner=runner,
+        live=live,
     )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
@@ -55,6 +56,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         before_batch: Callable[[Connection], None] | None = None,
+        after_batch: Callable[[str, dict[UUID, int]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.recorder = recorder
@@ -62,6 +64,8 @@ class ProjectionRunner:
         self.projectors = list(projectors)
         self.batch_size = batch_size
         self.before_batch = before_batch
+        #: told (projection, {organization: its last position in the batch}) after each commit
+        self.after_batch = after_batch
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self.positions: dict[str, int] = {}
@@ -121,6 +125,16 @@ class ProjectionRunner:
             if batch:
                 projector.process(conn, batch)
         self._publish(projector.name, last)
+        if batch and self.after_batch is not None:
+            orgs = {
+                e.event.organization_id: e.position
+                for e in batch
+                if hasattr(e.event, "organization_id")
+            }
+            try:
+                self.after_batch(projector.name, orgs)
+            except Exception:
+                log.exception("after-batch notification failed")
         return len(notifications)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:

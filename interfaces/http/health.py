@@ -20,6 +20,7 @@ class ProjectionHealth(msgspec.Struct, frozen=True):
 class Health(msgspec.Struct, frozen=True):
     status: str
     database: str
+    redis: str
     log_position: int
     projections: list[ProjectionHealth]
 
@@ -33,8 +34,12 @@ def health(state: State) -> Response[Health]:
             positions = read_positions(conn)
         head = services.app.recorder.max_notification_id() or 0
     except Exception:  # noqa: BLE001 - reported as unhealthy, not raised
-        return Response(Health("unavailable", "unreachable", 0, []), status_code=503)
+        return Response(Health("unavailable", "unreachable", "unknown", 0, []), status_code=503)
+    redis = "not configured"
+    if services.settings.redis_url:
+        redis = "ok" if services.live.ping() else "unreachable"
     projections = [
         ProjectionHealth(name, pos, max(0, head - pos)) for name, pos in sorted(positions.items())
     ]
-    return Response(Health("ok", "ok", head, projections))
+    status = "ok" if redis != "unreachable" else "degraded"
+    return Response(Health(status, "ok", redis, head, projections))
