@@ -62,6 +62,11 @@ def clean_details(details: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def _check_type(stage: StageRef, kind: StageType) -> None:
+    if stage.stage_type is not kind:
+        raise InvalidValueError("stage_id", f"must be a {kind} stage")
+
+
 class Lead(TenantAggregate):
     """A prospect of one organization."""
 
@@ -198,7 +203,7 @@ class Lead(TenantAggregate):
     def change_details(self, details: dict[str, Any], *, actor: Actor) -> None:
         self._check_not_archived()
         cleaned = clean_details(details)
-        changes = {k: val for k, val in cleaned.items() if getattr(self, k) != val}
+        changes = {k: val for k, val in cleaned.items() if not v.same(getattr(self, k), val)}
         if changes:
             previous = {k: getattr(self, k) for k in changes}
             self.trigger_event(self.DetailsChanged, changes=changes, previous=previous, actor=actor)
@@ -243,10 +248,12 @@ class Lead(TenantAggregate):
 
     def win(self, won_stage: StageRef, *, actor: Actor) -> None:
         self._check_open()
+        _check_type(won_stage, StageType.WON)
         self.move_to(won_stage, actor=actor)
 
     def lose(self, lost_stage: StageRef, *, reason: str | None, actor: Actor) -> None:
         self._check_open()
+        _check_type(lost_stage, StageType.LOST)
         reason = v.optional_text("reason", reason, max_length=500)
         self.move_to(lost_stage, actor=actor, reason=reason)
 
@@ -254,6 +261,7 @@ class Lead(TenantAggregate):
         self._check_not_archived()
         if self.status is LeadStatus.OPEN:
             raise LeadNotClosedError("only a won or lost lead can be reopened")
+        _check_type(open_stage, StageType.OPEN)
         self.move_to(open_stage, actor=actor)
 
     def assign(self, user_id: UUID | None, *, actor: Actor) -> None:

@@ -161,6 +161,8 @@ class Pipeline(TenantAggregate):
         if not 0 <= place <= len(self.stages):
             raise InvalidValueError("position", f"must be between 0 and {len(self.stages)}")
         new_id = stage_id or uuid4()
+        if any(s.id == new_id for s in self.stages):
+            raise InvalidValueError("stage_id", f"stage {new_id} already exists")
         self.trigger_event(
             self.StageAdded,
             stage_id=new_id,

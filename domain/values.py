@@ -56,10 +56,11 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,32}$")
 CUSTOM_FIELDS_MAX = 50
 SCALAR = (str, int, float, bool, type(None))
+RESERVED_KEYS = frozenset({"_type_", "_data_"})
 
 
 def color(value: str) -> str:
-    if not _COLOR.match(value):
+    if not _COLOR.fullmatch(value):
         raise InvalidValueError("color", "must be a colour in the form #rrggbb")
     return value.lower()
 
@@ -84,7 +85,7 @@ def email(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     cleaned = value.strip().lower()
-    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
+    if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
         raise InvalidValueError("email", "is not a valid email address")
     return cleaned
 
@@ -93,7 +94,7 @@ def phone(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     cleaned = value.strip()
-    if not _PHONE.match(cleaned) or sum(c.isdigit() for c in cleaned) < 5:
+    if not _PHONE.fullmatch(cleaned) or sum(c.isdigit() for c in cleaned) < 5:
         raise InvalidValueError("phone", "is not a valid phone number")
     return cleaned
 
@@ -105,9 +106,12 @@ def money(value: Decimal | int | float | str | None) -> Decimal | None:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise InvalidValueError("estimated_value", "is not a number") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e15"):
+    if not amount.is_finite():
+        raise InvalidValueError("estimated_value", "is not a number")
+    amount = amount.quantize(Decimal("0.01"))
+    if amount < 0 or amount >= Decimal("1e15"):
         raise InvalidValueError("estimated_value", "must be between 0 and 10^15")
-    return amount.quantize(Decimal("0.01"))
+    return amount
 
 
 def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
     if len(value) > CUSTOM_FIELDS_MAX:
         raise InvalidValueError("custom_fields", f"at most {CUSTOM_FIELDS_MAX} fields")
     for key, item in value.items():
-        if not key or len(key) > 64:
+        if not isinstance(key, str) or not key or len(key) > 64:
             raise InvalidValueError("custom_fields", "keys must have 1 to 64 characters")
         if not isinstance(item, SCALAR) or (isinstance(item, str) and len(item) > 2000):
             raise InvalidValueError(
@@ -125,4 +129,16 @@ def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
             )
         if isinstance(item, float) and item != item:  # NaN cannot be stored as JSON
             raise InvalidValueError("custom_fields", f"{key!r} is not a number")
+    if RESERVED_KEYS & value.keys():
+        # the event store's JSON transcoder reads a dict with these keys as an encoded object
+        raise InvalidValueError("custom_fields", "keys _type_ and _data_ are reserved")
     return dict(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same type, recursively: 1 and True are different values to a user."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)

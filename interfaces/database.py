@@ -28,6 +28,7 @@ def eventstore_env(settings: Settings, *, create_table: bool = False) -> dict[st
             "POSTGRES_POOL_SIZE": str(min(settings.threads, 10)),
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_LOCK_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     else:
         path = settings.sqlite_path
