@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import click
+import msgspec
 import sqlalchemy as sa
 
 from interfaces.settings import Settings, SettingsError, load_settings
@@ -16,7 +21,41 @@ def _settings() -> Settings:
         return load_settings()
     except SettingsError as error:
         click.echo(f"configuration error: {error}", err=True)
-        sys.exit(2)
+        raise SystemExit(2) from None
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """An unreachable or unmigrated database is an operator's message, not a traceback."""
+    from eventsourcing.persistence import PersistenceError
+
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, PersistenceError) as error:
+        first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        click.echo(f"database error: {first}", err=True)
+        click.echo("is CRM_DATABASE_URL reachable, and did `crm migrate` run?", err=True)
+        raise SystemExit(1) from None
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM ask for a graceful stop instead of killing the process."""
+
+    def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
+        self.received: int | None = None
+        self._on_stop = on_stop
+        self._previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group()
@@ -32,8 +71,11 @@ def migrate() -> None:
 
     settings = _settings()
     engine = make_engine(settings)
-    run_migrations(settings, engine)
-    engine.dispose()
+    try:
+        with _database_errors():
+            run_migrations(settings, engine)
+    finally:
+        engine.dispose()
     click.echo("database is up to date")
 
 
@@ -43,40 +85,56 @@ def seed_demo() -> None:
     from interfaces.demo import seed
     from interfaces.services import build_services
 
-    services = build_services(_settings(), with_runner=False)
-    try:
-        email, password, created = seed(services)
-    finally:
-        services.close()
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+        try:
+            email, password, created = seed(services)
+        finally:
+            services.close()
     click.echo(("created" if created else "found") + " the demo organization")
     click.echo(f"  login: {email}")
     click.echo(f"  password: {password}")
+    if settings.is_postgres:
+        click.echo("warning: this login is public: remove the demo user in production", err=True)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--no-projections", is_flag=True, help="Projectors run elsewhere (`crm projections run`)."
 )
 def serve(host: str, port: int, no_projections: bool) -> None:
     """Serve the HTTP API (and run the projectors in-process unless told not to)."""
-    import os
-
     import uvicorn
 
-    if no_projections:
-        os.environ["CRM_RUN_PROJECTIONS"] = "0"
+    from interfaces.http.app import create_app
+    from interfaces.services import build_services
+
     settings = _settings()
-    click.echo(f"Loved CRM on http://{host}:{port} ({settings.database_url.split('://')[0]})")
-    uvicorn.run(
-        "interfaces.http.app:asgi_factory",
-        factory=True,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
+    if no_projections:
+        settings = msgspec.structs.replace(settings, run_projections=False)
+    # built before the event loop starts: the app sets litestar's thread pool, which it cannot
+    # do from inside a running loop (uvicorn's factory=True calls the factory there)
+    with _database_errors():
+        app = create_app(build_services(settings), own_services=True)
+    backend = settings.database_url.split("://")[0]
+    mode = "projectors elsewhere" if not settings.run_projections else "projectors in-process"
+    click.echo(f"Loved CRM on http://{host}:{port} ({backend}, {mode})")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
     )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # installed before it: this one, so a requested stop exits with status 0 (a signal that
+    # arrives before uvicorn listens makes it stop right after its start-up)
+    stop = _StopSignals(on_stop=lambda: setattr(server, "should_exit", True))
+    try:
+        server.run()
+    finally:
+        stop.restore()
+    if not server.started and stop.received is None:
+        raise SystemExit(3)  # could not start (port taken, start-up failed): logged by uvicorn
 
 
 @main.group()
@@ -89,45 +147,65 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
     from projections.registry import all_projectors
     from projections.runner import ProjectionRunner
 
-    services = build_services(_settings(), with_runner=False)
-    chosen = [p for p in all_projectors() if not names or p.name in names]
-    unknown = set(names) - {p.name for p in chosen}
+    known = [p.name for p in all_projectors()]
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        known = ", ".join(p.name for p in all_projectors())
         raise click.BadParameter(
-            f"unknown projection {', '.join(sorted(unknown))} (known: {known})"
+            f"unknown projection {', '.join(unknown)} (known: {', '.join(known)})"
         )
-    return services, ProjectionRunner(
-        services.engine, services.app.recorder, services.app.mapper, chosen
-    )
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+        chosen = [p for p in all_projectors() if not names or p.name in names]
+        try:
+            runner = ProjectionRunner(
+                services.engine, services.app.recorder, services.app.mapper, chosen
+            )
+        except BaseException:
+            services.close()
+            raise
+    return services, runner
 
 
 @projections.command("run")
-def projections_run() -> None:
-    """Run every projector in this process until interrupted."""
+@click.option("--poll-interval", default=0.1, show_default=True, type=click.FloatRange(0.01, 60))
+def projections_run(poll_interval: float) -> None:
+    """Run every projector in this process until SIGINT (Ctrl+C) or SIGTERM."""
     services, runner = _runner()
-    click.echo("projectors running; Ctrl+C to stop")
+    stop = _StopSignals()
     try:
-        runner.run_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
+        runner.start(poll_interval=poll_interval)
+        click.echo("projectors running; Ctrl+C or SIGTERM to stop")
+        while stop.received is None:
+            time.sleep(0.05)
+        click.echo(f"{signal.Signals(stop.received).name}: finishing the current batch")
     finally:
+        runner.stop()
         services.close()
+        stop.restore()
+    click.echo("projectors stopped")
 
 
 @projections.command("status")
 def projections_status() -> None:
     """Print each projector's position and lag behind the log."""
+    from interfaces.services import build_services
+    from projections.registry import all_projectors
     from projections.runner import read_positions
 
-    services, _ = _runner()
-    head = services.app.recorder.max_notification_id() or 0
-    with services.engine.connect() as conn:
-        positions = read_positions(conn)
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+        try:
+            head = services.app.recorder.max_notification_id() or 0
+            with services.engine.connect() as conn:
+                positions = read_positions(conn)
+        finally:
+            services.close()
     click.echo(f"{'projection':<12} {'position':>10} {'lag':>10}   (log head {head})")
-    for name, position in sorted(positions.items()):
+    for name in sorted(p.name for p in all_projectors()):
+        position = positions.get(name, 0)
         click.echo(f"{name:<12} {position:>10} {max(0, head - position):>10}")
-    services.close()
 
 
 @projections.command("rebuild")
@@ -136,25 +214,39 @@ def projections_rebuild(name: str) -> None:
     """Empty one read model and rebuild it from the start of the log."""
     from rich.progress import Progress
 
-    from projections.runner import positions
+    from projections.base import positions
+    from projections.runner import PositionConflictError
 
     services, runner = _runner((name,))
-    projector = runner.projectors[0]
-    head = services.app.recorder.max_notification_id() or 0
-    with services.engine.begin() as conn:
-        for table in projector.tables:
-            conn.execute(table.delete())
-        conn.execute(
-            positions.update().where(positions.c.projection_name == name).values(position=0)
-        )
-    runner.positions[name] = 0
-    with Progress() as progress:
-        task = progress.add_task(f"rebuilding {name}", total=head)
-        runner.catch_up(progress=lambda n: progress.advance(task, n))
-    with services.engine.connect() as conn:
-        rows = sum(
-            conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-            for t in projector.tables
-        )
-    click.echo(f"{name} rebuilt: {head} events read, {rows} rows")
-    services.close()
+    try:
+        with _database_errors():
+            projector = runner.projectors[0]
+            head = services.app.recorder.max_notification_id() or 0
+            with services.engine.begin() as conn:
+                for table in projector.tables:
+                    conn.execute(table.delete())
+                conn.execute(
+                    positions.update().where(positions.c.projection_name == name).values(position=0)
+                )
+            runner.positions[name] = 0
+            with Progress() as progress:
+                task = progress.add_task(f"rebuilding {name}", total=max(head, 1))
+
+                def advance(_: int) -> None:
+                    progress.update(task, completed=min(runner.positions[name], head))
+
+                while True:  # a live runner elsewhere may take some batches: both are exact
+                    try:
+                        runner.catch_up(progress=advance)
+                        break
+                    except PositionConflictError:
+                        time.sleep(0.05)
+                progress.update(task, completed=max(head, 1))
+            with services.engine.connect() as conn:
+                rows = sum(
+                    conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                    for t in projector.tables
+                )
+    finally:
+        services.close()
+    click.echo(f"{name} rebuilt: {head} events in the log, {rows} rows")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/crm.db"
+MIN_SECRET = 32
+T = TypeVar("T", int, float)
 
 
 class SettingsError(ValueError):
@@ -35,55 +40,95 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _validate_database_url(url: str) -> str:
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return url
-    parts = urlsplit(url)
-    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg") and parts.path.strip("/"):
-        return "postgresql://" + url.split("://", 1)[1]
-    raise SettingsError(
+    unsupported = SettingsError(
         f"CRM_DATABASE_URL={url!r} is not supported: use sqlite:///path/to/file.db "
         "or postgresql://user:password@host:port/dbname"
     )
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path.strip() or path.endswith("/"):
+            raise unsupported
+        if path == ":memory:" or path.startswith("file:"):
+            raise SettingsError(
+                f"CRM_DATABASE_URL={url!r}: an in-memory SQLite database cannot be shared by the "
+                "event store and the read models: use a file, sqlite:///path/to/file.db"
+            )
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise unsupported
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(f"CRM_DATABASE_URL={url!r} has an invalid port") from None
+    if not parts.path.strip("/"):
+        raise SettingsError(f"CRM_DATABASE_URL={url!r} names no database: add /dbname")
+    return "postgresql://" + url.split("://", 1)[1]
 
 
 def _demo_secret(database_url: str) -> str:
     """The embedded demo keeps a random key beside its database, so logins survive restarts."""
     path = Path(database_url.removeprefix("sqlite:///")).parent / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:  # created readable by its owner only, never visible with looser permissions
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    else:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], T], default: T, low: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < low:
+        raise SettingsError(f"{name}={raw!r} must be a number of at least {low}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     database_url = _validate_database_url(env.get("CRM_DATABASE_URL") or DEFAULT_DATABASE_URL)
     redis_url = env.get("CRM_REDIS_URL") or None
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"CRM_REDIS_URL={redis_url!r} must be a redis:// or rediss:// URL")
+        raise SettingsError(
+            f"CRM_REDIS_URL={redis_url!r} must be a redis://, rediss:// or unix:// URL"
+        )
     secret = env.get("CRM_SECRET_KEY")
     if not secret:
         if not database_url.startswith("sqlite"):
             raise SettingsError(
                 "CRM_SECRET_KEY is required outside the embedded demo: "
-                "set it to a random string of at least 32 characters"
+                f"set it to a random string of at least {MIN_SECRET} characters"
             )
         secret = _demo_secret(database_url)
-    if len(secret) < 32:
-        raise SettingsError("CRM_SECRET_KEY must have at least 32 characters")
-    try:
-        ttl = int(env.get("CRM_TOKEN_TTL_SECONDS", "3600"))
-        wait = float(env.get("CRM_READ_WAIT_SECONDS", "3"))
-        threads = int(env.get("CRM_THREADS", "16"))
-    except ValueError as error:
-        raise SettingsError(f"a numeric CRM_ setting is not a number: {error}") from None
+    if len(secret) < MIN_SECRET:
+        raise SettingsError(f"CRM_SECRET_KEY must have at least {MIN_SECRET} characters")
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         secret_key=secret,
-        token_ttl_seconds=ttl,
-        run_projections=env.get("CRM_RUN_PROJECTIONS", "1") not in ("0", "false", "no"),
-        read_wait_seconds=wait,
-        threads=max(2, threads),
+        token_ttl_seconds=_number(env, "CRM_TOKEN_TTL_SECONDS", int, 3600, 1),
+        run_projections=_flag(env, "CRM_RUN_PROJECTIONS", True),
+        read_wait_seconds=_number(env, "CRM_READ_WAIT_SECONDS", float, 3.0, 0.0),
+        threads=max(2, _number(env, "CRM_THREADS", int, 16, 1)),
     )
