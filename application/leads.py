@@ -51,7 +51,8 @@ class ChangeLeadDetails(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 def _pipeline(app: CrmApplication, ctx: Ctx) -> Pipeline:
-    return app.load(Pipeline, default_pipeline_id(ctx.organization_id), ctx.organization_id)
+    # lead commands only read the pipeline's stages
+    return app.view(Pipeline, default_pipeline_id(ctx.organization_id), ctx.organization_id)
 
 
 def _lead(app: CrmApplication, lead_id: UUID, ctx: Ctx, expected: int | None = None) -> Lead:
@@ -65,7 +66,7 @@ def _check_member(app: CrmApplication, user_id: UUID | None, ctx: Ctx) -> None:
     # an assignee must belong to the lead's own organization
     if user_id is None:
         return
-    org = app.load(Organization, ctx.organization_id, ctx.organization_id)
+    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
     if org.role_of(user_id) is None:
         raise InvalidValueError("user_id", f"user {user_id} is not a member of this organization")
 

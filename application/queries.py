@@ -264,41 +264,49 @@ def lead_ids_in_stage(conn: Connection, org: UUID, stage_id: UUID) -> list[UUID]
 
 
 def board(conn: Connection, org: UUID, *, cards_per_stage: int = 50) -> Board:
+    """Stages with their counters and newest cards: two statements whatever the stage count."""
     size = _limit(cards_per_stage)
-    columns: list[BoardColumn] = []
+    stages = list_stages(conn, org)
     c = rm_leads.c
-    for stage in list_stages(conn, org):
-        rows = conn.execute(
-            sa.select(
-                c.lead_id,
-                c.full_name,
-                c.company,
-                c.value_cents,
-                c.score,
-                c.assignee_id,
-                c.status,
-                c.stage_entered_at,
-                c.version,
+    columns = (
+        c.stage_id,
+        c.lead_id,
+        c.full_name,
+        c.company,
+        c.value_cents,
+        c.score,
+        c.assignee_id,
+        c.status,
+        c.stage_entered_at,
+        c.version,
+    )
+    per_stage = [
+        sa.select(*columns)
+        .where(c.organization_id == org, c.stage_id == stage.id, c.archived.is_(False))
+        .order_by(c.stage_entered_at.desc())
+        .limit(size)
+        .subquery()
+        .select()
+        for stage in stages
+    ]
+    cards: dict[UUID, list[BoardCard]] = {stage.id: [] for stage in stages}
+    if per_stage:
+        for r in conn.execute(sa.union_all(*per_stage)).mappings():
+            cards[r["stage_id"]].append(
+                BoardCard(
+                    id=r["lead_id"],
+                    full_name=r["full_name"],
+                    company=r["company"],
+                    estimated_value=money(r["value_cents"]),
+                    score=r["score"],
+                    assigned_to=r["assignee_id"],
+                    status=r["status"],
+                    stage_entered_at=r["stage_entered_at"],
+                    version=r["version"],
+                )
             )
-            .where(c.organization_id == org, c.stage_id == stage.id, c.archived.is_(False))
-            .order_by(c.stage_entered_at.desc())
-            .limit(size)
-        ).mappings()
-        cards = [
-            BoardCard(
-                id=r["lead_id"],
-                full_name=r["full_name"],
-                company=r["company"],
-                estimated_value=money(r["value_cents"]),
-                score=r["score"],
-                assigned_to=r["assignee_id"],
-                status=r["status"],
-                stage_entered_at=r["stage_entered_at"],
-                version=r["version"],
-            )
-            for r in rows
-        ]
-        columns.append(
+    return Board(
+        stages=[
             BoardColumn(
                 id=stage.id,
                 name=stage.name,
@@ -306,10 +314,11 @@ def board(conn: Connection, org: UUID, *, cards_per_stage: int = 50) -> Board:
                 stage_type=stage.stage_type,
                 count=stage.count,
                 total_value=stage.total_value,
-                leads=cards,
+                leads=sorted(cards[stage.id], key=lambda card: card.stage_entered_at, reverse=True),
             )
-        )
-    return Board(stages=columns)
+            for stage in stages
+        ]
+    )
 
 
 def timeline(

@@ -8,6 +8,7 @@ lock to keep log order, so fewer, larger transactions are what makes writes scal
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class CrmApplication(Application[UUID]):
 
     name = "crm"
     max_group_size = 256
+    max_views = 10_000
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
@@ -70,6 +72,8 @@ class CrmApplication(Application[UUID]):
         self._commit_lock = threading.Lock()
         #: called with the last position after each successful commit (wakes local projectors)
         self.after_commit: Callable[[int], None] | None = None
+        self._views: dict[UUID, TenantAggregate] = {}
+        self._views_lock = threading.Lock()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -84,6 +88,36 @@ class CrmApplication(Application[UUID]):
         if not isinstance(aggregate, kind) or aggregate.organization_id != organization_id:
             raise NotFoundError(kind.__name__.lower(), aggregate_id)
         return aggregate
+
+    def view(self, kind: type[A], aggregate_id: UUID, organization_id: UUID) -> A:
+        """A read-only, up-to-date copy of an aggregate, cached in this process.
+
+        For lookups that never change the aggregate (the guard's membership check, a lead
+        command reading its pipeline): only events newer than the cached version are read.
+        Callers must not mutate the result; updates are copy-on-write.
+        """
+        cached = self._views.get(aggregate_id)
+        fresh: TenantAggregate
+        if cached is None:
+            fresh = self.load(kind, aggregate_id, organization_id)
+        else:
+            newer = list(self.events.get(aggregate_id, gt=cached.version))
+            if not newer:
+                fresh = cached
+            else:
+                fresh = copy.deepcopy(cached)
+                for event in newer:
+                    event.mutate(fresh)  # type: ignore[attr-defined]
+        if not isinstance(fresh, kind) or fresh.organization_id != organization_id:
+            raise NotFoundError(kind.__name__.lower(), aggregate_id)
+        if fresh is not cached:
+            with self._views_lock:
+                current = self._views.get(aggregate_id)
+                if current is None or current.version < fresh.version:
+                    self._views[aggregate_id] = fresh
+                if len(self._views) > self.max_views:
+                    self._views.pop(next(iter(self._views)))
+        return fresh
 
     def load_as_of(
         self, aggregate_id: UUID, *, version: int | None = None

@@ -143,7 +143,7 @@ def projections() -> None:
 
 
 def _runner(names: tuple[str, ...] = ()) -> Any:
-    from interfaces.services import build_services
+    from interfaces.services import build_services, projector_batch_setup
     from projections.registry import all_projectors
     from projections.runner import ProjectionRunner
 
@@ -159,7 +159,12 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
         chosen = [p for p in all_projectors() if not names or p.name in names]
         try:
             runner = ProjectionRunner(
-                services.engine, services.app.recorder, services.app.mapper, chosen
+                services.engine,
+                services.app.recorder,
+                services.app.mapper,
+                chosen,
+                before_batch=projector_batch_setup(settings),
+                after_batch=services.live,
             )
         except BaseException:
             services.close()

@@ -54,7 +54,8 @@ def make_engine(settings: Settings) -> Engine:
         kwargs |= {
             "pool_size": min(settings.threads, 10),
             "max_overflow": 10,
-            "pool_pre_ping": True,
+            # no pre-ping round trip per checkout: connections are recycled instead
+            "pool_recycle": 600,
         }
     else:
         kwargs |= {"connect_args": {"timeout": 30, "check_same_thread": False}}

@@ -13,6 +13,7 @@ from projections.base import (
     JSONType,
     Projector,
     UtcDateTime,
+    bulk_insert,
     event_data,
     jsonable,
     metadata,
@@ -75,8 +76,7 @@ class AuditProjector(Projector):
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         rows = [self._row(env) for env in batch if hasattr(env.event, "organization_id")]
-        if rows:
-            conn.execute(rm_audit_events.insert(), rows)
+        bulk_insert(conn, rm_audit_events, rows)
 
     @staticmethod
     def _row(env: Envelope) -> dict[str, Any]:

@@ -80,6 +80,27 @@ class Projector(ABC):
         """Apply the batch; called inside the transaction that records the new position."""
 
 
+def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the projector's transaction: COPY on PostgreSQL, executemany else.
+
+    psycopg 3 runs an executemany as one INSERT per row (~100 µs each here); COPY streams them.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    from psycopg.types.json import Jsonb
+
+    names = [c.name for c in table.columns]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(f'"{n}"' for n in names)
+    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Jsonb(row[n]) if n in json_columns else row[n] for n in names])
+
+
 def cents(value: Decimal | None) -> int:
     return 0 if value is None else int(value * 100)
 

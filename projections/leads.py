@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from domain.lead import Lead
@@ -21,6 +22,7 @@ from projections.base import (
     JSONType,
     Projector,
     UtcDateTime,
+    bulk_insert,
     cents,
     jsonable,
     metadata,
@@ -132,16 +134,16 @@ class LeadsProjector(Projector):
         keys = {
             (env.event.organization_id, env.event.originator_id)
             for env in batch
-            if env.type_name in LEAD_EVENTS
+            if env.type_name in LEAD_EVENTS and env.type_name != "Lead.Captured"
         }
         rows: dict[tuple[UUID, UUID], Any] = {}
-        keys_list = list(keys)
-        for i in range(0, len(keys_list), 500):
-            chunk = keys_list[i : i + 500]
-            query = sa.select(rm_leads).where(
-                sa.tuple_(rm_leads.c.organization_id, rm_leads.c.lead_id).in_(chunk)
-            )
-            for r in conn.execute(query).mappings():
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i : i + 500]
+            # the primary key's range (organization first) filtered by lead ids: one index scan
+            # per organization, and a statement shape the database can cache
+            query = sa.select(rm_leads).where(*_keys_filter(conn, chunk))
+            for r in conn.execute(query).mappings().all():
                 rows[(r["organization_id"], r["lead_id"])] = dict(r)
         return rows
 
@@ -204,9 +206,15 @@ class LeadsProjector(Projector):
         dirty: set[tuple[UUID, UUID]],
         board: _Board,
     ) -> None:
-        if new:
-            conn.execute(rm_leads.insert(), [rows[k] for k in new])
         changed = [rows[k] for k in dirty - new]
+        if conn.dialect.name == "postgresql" and (new or changed):
+            # replace changed rows wholesale: one DELETE and one COPY for the whole batch
+            if changed:
+                conn.execute(rm_leads.delete().where(*_keys_filter(conn, changed)))
+            bulk_insert(conn, rm_leads, [rows[k] for k in new] + changed)
+            changed = []
+        elif new:
+            conn.execute(rm_leads.insert(), [rows[k] for k in new])
         if changed:
             cols = [c.name for c in rm_leads.c if c.name not in ("organization_id", "lead_id")]
             stmt = (
@@ -282,6 +290,26 @@ class LeadsProjector(Projector):
                 )
         elif isinstance(e, Pipeline.StageRemoved):
             conn.execute(rm_stages.delete().where(*where, rm_stages.c.stage_id == e.stage_id))
+
+
+def _keys_filter(conn: Connection, keys: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
+    """Rows of these (organization, lead) keys, or rows given as dicts with those columns.
+
+    Lead ids are globally unique, so "organization in (...) and lead in (...)" selects exactly
+    these rows, through the primary key whose first column is the organization. PostgreSQL gets
+    two array parameters (one statement shape whatever the count); SQLite gets IN lists.
+    """
+    pairs = [(k["organization_id"], k["lead_id"]) if isinstance(k, dict) else k for k in keys]
+    orgs = sorted({org for org, _ in pairs})
+    leads = [lead for _, lead in pairs]
+    c = rm_leads.c
+    if conn.dialect.name == "postgresql":
+        uuids = postgresql.ARRAY(sa.Uuid)
+        return [
+            c.organization_id == sa.any_(sa.bindparam("orgs", orgs, type_=uuids)),
+            c.lead_id == sa.any_(sa.bindparam("leads", leads, type_=uuids)),
+        ]
+    return [c.organization_id.in_(orgs), c.lead_id.in_(leads)]
 
 
 def _stage_row(org: UUID, pipeline_id: UUID, stage: dict[str, Any], order: int) -> dict[str, Any]:

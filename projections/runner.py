@@ -80,10 +80,26 @@ class ProjectionRunner:
         self._wake.set()
 
     def run_once(self) -> int:
-        """Process one batch for every projector; return how many events were read."""
+        """Process one batch for every projector; return how many notifications were applied.
+
+        The log is read and decoded once for all projectors, from the one furthest behind.
+        """
+        with self.engine.connect() as conn:
+            current = read_positions(conn)
+        starts = {p.name: current.get(p.name, 0) for p in self.projectors}
+        notifications = list(
+            self.recorder.select_notifications(
+                start=min(starts.values(), default=0) + 1,
+                limit=self.batch_size,
+                inclusive_of_start=True,
+            )
+        )
+        decoded: dict[int, Any] = {}
         total = 0
         for projector in self.projectors:
-            total += self.step(projector)
+            start = starts[projector.name]
+            mine = [n for n in notifications if n.id > start]
+            total += self.apply(projector, start, mine, decoded)
         return total
 
     def step(self, projector: Projector) -> int:
@@ -99,16 +115,24 @@ class ProjectionRunner:
         )
         return start, list(notifications)
 
-    def apply(self, projector: Projector, start: int, notifications: list[Notification]) -> int:
+    def apply(
+        self,
+        projector: Projector,
+        start: int,
+        notifications: list[Notification],
+        decoded: dict[int, Any] | None = None,
+    ) -> int:
         """Apply a batch read from `start`; refused if the position moved meanwhile."""
         if not notifications:
             self._publish(projector.name, start)
             return 0
-        batch = [
-            Envelope(n.id, n.topic, self.mapper.to_domain_event(n))
-            for n in notifications
-            if projector.wants(n.topic)
-        ]
+        cache: dict[int, Any] = {} if decoded is None else decoded
+        batch = []
+        for n in notifications:
+            if projector.wants(n.topic):
+                if n.id not in cache:
+                    cache[n.id] = self.mapper.to_domain_event(n)
+                batch.append(Envelope(n.id, n.topic, cache[n.id]))
         last = notifications[-1].id
         with self.engine.begin() as conn:
             if self.before_batch is not None:

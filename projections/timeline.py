@@ -13,6 +13,7 @@ from projections.base import (
     JSONType,
     Projector,
     UtcDateTime,
+    bulk_insert,
     event_data,
     jsonable,
     metadata,
@@ -54,8 +55,7 @@ class TimelineProjector(Projector):
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         rows = [self._row(env) for env in batch if env.type_name in ACTIVITY]
-        if rows:
-            conn.execute(rm_lead_timeline.insert(), rows)
+        bulk_insert(conn, rm_lead_timeline, rows)
 
     @staticmethod
     def _row(env: Envelope) -> dict[str, Any]:

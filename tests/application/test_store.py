@@ -159,3 +159,30 @@ def test_concurrent_moves_of_one_lead_from_one_version_let_exactly_one_win(
         t.join()
     assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
     assert app.current_version(lead.id) == 2
+
+
+def test_a_read_only_view_follows_later_commits_and_is_scoped_to_its_organization(
+    services: Services,
+) -> None:
+    from domain.errors import NotFoundError
+    from domain.values import Role
+
+    app = services.app
+    org, _ = new_org(app)
+    member = uuid4()
+    first = app.view(Organization, org.id, org.id)
+    assert first.role_of(member) is None
+    loaded = app.load(Organization, org.id, org.id)
+    loaded.add_member(member, Role.SALES, actor=ACTOR)
+    app.commit(loaded)
+    second = app.view(Organization, org.id, org.id)
+    assert second.role_of(member) is Role.SALES
+    assert first.role_of(member) is None  # copy-on-write: an earlier view never changes
+    loaded.remove_member(member, actor=ACTOR)
+    app.commit(loaded)
+    assert app.view(Organization, org.id, org.id).role_of(member) is None
+    other, _ = new_org(app)
+    with pytest.raises(NotFoundError):
+        app.view(Organization, org.id, other.id)
+    with pytest.raises(NotFoundError):
+        app.view(Pipeline, org.id, org.id)
