@@ -12,6 +12,7 @@ from application.context import Ctx, Written
 from application.store import CrmApplication
 from domain.errors import (
     InvalidValueError,
+    NotFoundError,
     StageNotInPipelineError,
     VersionConflictError,
 )
@@ -67,8 +68,8 @@ def _check_member(app: CrmApplication, user_id: UUID | None, ctx: Ctx) -> None:
     if user_id is None:
         return
     org = app.view(Organization, ctx.organization_id, ctx.organization_id)
-    if org.role_of(user_id) is None:
-        raise InvalidValueError("user_id", f"user {user_id} is not a member of this organization")
+    if org.role_of(user_id) is None:  # whoever they are elsewhere, not found here
+        raise NotFoundError("member", user_id)
 
 
 def _stage_of(pipeline: Pipeline, stage_id: UUID) -> Any:

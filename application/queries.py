@@ -142,6 +142,13 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     return parts
 
 
+def _number_cursor(cursor: str) -> int:
+    (raw,) = decode_cursor(cursor, 1)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise InvalidValueError("cursor", "is not a cursor this list gave out")
+    return int(raw)
+
+
 def list_stages(conn: Connection, org: UUID) -> list[StageView]:
     rows = conn.execute(
         sa.select(rm_stages)
@@ -327,10 +334,7 @@ def timeline(
     c = rm_lead_timeline.c
     query = sa.select(rm_lead_timeline).where(c.organization_id == org, c.lead_id == lead_id)
     if cursor:
-        (before,) = decode_cursor(cursor, 1)
-        if not before.isdigit():
-            raise InvalidValueError("cursor", "is not a cursor this list gave out")
-        query = query.where(c.version < int(before))
+        query = query.where(c.version < _number_cursor(cursor))
     size = _limit(limit)
     rows = conn.execute(query.order_by(c.version.desc()).limit(size + 1)).mappings()
     items = [
@@ -376,10 +380,7 @@ def audit_events(
     if since is not None and until is not None and since > until:
         raise InvalidValueError("since", "must not be after until")
     if cursor:
-        (before,) = decode_cursor(cursor, 1)
-        if not before.isdigit():
-            raise InvalidValueError("cursor", "is not a cursor this list gave out")
-        query = query.where(c.position < int(before))
+        query = query.where(c.position < _number_cursor(cursor))
     size = _limit(limit)
     rows = conn.execute(query.order_by(c.position.desc()).limit(size + 1)).mappings()
     items = [AuditEvent(**{k: v for k, v in r.items() if k != "organization_id"}) for r in rows]

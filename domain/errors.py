@@ -46,9 +46,11 @@ class OrganizationNotFoundError(NotFoundError):
         super().__init__("organization", id)
 
 
-class StageNotInPipelineError(InvalidValueError):
+class StageNotInPipelineError(NotFoundError):
+    """A referenced stage is not one of this organization's: not found, whoever owns it."""
+
     def __init__(self, stage_id: UUID) -> None:
-        super().__init__("stage_id", f"stage {stage_id} is not a stage of this pipeline")
+        super().__init__("stage", stage_id)
 
 
 class LeadArchivedError(RuleViolationError):

@@ -57,6 +57,14 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,32}$")
 CUSTOM_FIELDS_MAX = 50
 SCALAR = (str, int, float, bool, type(None))
 RESERVED_KEYS = frozenset({"_type_", "_data_"})
+MONEY_LIMIT = Decimal("1e15")
+
+
+def _no_nul(field: str, value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refused here so no event can carry one
+    if "\x00" in value:
+        raise InvalidValueError(field, "must not contain NUL characters")
+    return value
 
 
 def color(value: str) -> str:
@@ -66,7 +74,7 @@ def color(value: str) -> str:
 
 
 def text(field: str, value: str, *, max_length: int, required: bool = True) -> str:
-    cleaned = value.strip()
+    cleaned = _no_nul(field, value).strip()
     if required and not cleaned:
         raise InvalidValueError(field, "must not be empty")
     if len(cleaned) > max_length:
@@ -84,7 +92,7 @@ def optional_text(field: str, value: str | None, *, max_length: int) -> str | No
 def email(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
-    cleaned = value.strip().lower()
+    cleaned = _no_nul("email", value).strip().lower()
     if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
         raise InvalidValueError("email", "is not a valid email address")
     return cleaned
@@ -108,8 +116,10 @@ def money(value: Decimal | int | float | str | None) -> Decimal | None:
         raise InvalidValueError("estimated_value", "is not a number") from None
     if not amount.is_finite():
         raise InvalidValueError("estimated_value", "is not a number")
+    if abs(amount) >= MONEY_LIMIT:
+        raise InvalidValueError("estimated_value", "must be between 0 and 10^15")
     amount = amount.quantize(Decimal("0.01"))
-    if amount < 0 or amount >= Decimal("1e15"):
+    if amount < 0 or amount >= MONEY_LIMIT:
         raise InvalidValueError("estimated_value", "must be between 0 and 10^15")
     return amount
 
@@ -122,6 +132,9 @@ def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > 64:
             raise InvalidValueError("custom_fields", "keys must have 1 to 64 characters")
+        _no_nul("custom_fields", key)
+        if isinstance(item, str):
+            _no_nul("custom_fields", item)
         if not isinstance(item, SCALAR) or (isinstance(item, str) and len(item) > 2000):
             raise InvalidValueError(
                 "custom_fields",

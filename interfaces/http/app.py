@@ -12,23 +12,14 @@ from litestar.openapi import OpenAPIConfig
 
 from interfaces.http.audit import AuditController
 from interfaces.http.auth import AuthController
+from interfaces.http.common import refuse_nul_characters
 from interfaces.http.health import health
 from interfaces.http.leads import LeadController
+from interfaces.http.openapi import document_problems
 from interfaces.http.pipeline import PipelineController
-from interfaces.http.problems import EXCEPTION_HANDLERS, PROBLEM
+from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
-
-
-def _document_problems(app: Litestar) -> None:
-    """Error responses are documented as problem+json, as they are sent."""
-    schema = app.openapi_schema
-    for path_item in (schema.paths or {}).values():
-        for op_name in ("get", "post", "put", "patch", "delete"):
-            operation = getattr(path_item, op_name, None)
-            for code, response in ((operation.responses or {}) if operation else {}).items():
-                if code[0] in "45" and response.content and "application/json" in response.content:
-                    response.content = {PROBLEM: response.content["application/json"]}
 
 
 def create_app(services: Services | None = None, *, own_services: bool | None = None) -> Litestar:
@@ -58,6 +49,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
         ],
         state=State({"services": svc}),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=refuse_nul_characters,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(
@@ -68,7 +60,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
         ),
         request_max_body_size=1_048_576,
     )
-    _document_problems(app)
+    document_problems(app)
     return app
 
 

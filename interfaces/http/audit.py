@@ -6,15 +6,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromQuery, QueryParameter
 
 from application import queries
-from application.context import Ctx
 from application.permissions import Permission
 from interfaces.http.common import answer, parse_time, read_after
-from interfaces.http.guard import provide_ctx, provide_services, tenant_guard
-from interfaces.services import Services
+from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 
 
 class AuditController(Controller):
@@ -32,8 +30,8 @@ class AuditController(Controller):
     def events(
         self,
         request: Request[Any, Any, Any],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         resource_id: FromQuery[UUID | None] = None,
         event_type: Annotated[str | None, QueryParameter(max_length=100)] = None,
         since: FromQuery[str | None] = None,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 
 from application import accounts, queries
-from interfaces.http.guard import client_ip, provide_services
-from interfaces.services import Services
+from interfaces.http.guard import ServicesDep, client_ip, provide_services
 
 
 class RegisterOut(msgspec.Struct, frozen=True):
@@ -24,8 +23,9 @@ class RegisterOut(msgspec.Struct, frozen=True):
 
 
 class LoginIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    email: str
-    password: str
+    # the bounds of registration: longer values cannot match, so refuse them before argon2
+    email: Annotated[str, msgspec.Meta(max_length=254)]
+    password: Annotated[str, msgspec.Meta(max_length=256)]
     organization_id: UUID | None = None
 
 
@@ -46,7 +46,7 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[accounts.Register],
-        services: NamedDependency[Services],
+        services: ServicesDep,
     ) -> RegisterOut:
         """Create a user, their organization (as admin) and its default pipeline."""
         done = accounts.register(
@@ -61,7 +61,7 @@ class AuthController(Controller):
         return RegisterOut(done.user_id, done.organization_id, token, done.position)
 
     @post("/login", sync_to_thread=True, status_code=200, operation_id="login")
-    def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services]) -> LoginOut:
+    def login(self, data: JSONBody[LoginIn], services: ServicesDep) -> LoginOut:
         """Exchange email and password for an access token for one of the user's organizations."""
         user = accounts.authenticate(services.users, services.hasher, data.email, data.password)
         services.wait_for(["directory"], services.app.recorder.max_notification_id() or 0)

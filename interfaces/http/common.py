@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import ValidationException
 
@@ -12,6 +14,8 @@ from interfaces.services import Services
 
 T = TypeVar("T")
 MIN_POSITION = "x-min-position"
+# an unencoded "+01:00" in a query string arrives as " 01:00"
+_SPACED_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 
 
 def read_after(services: Services, request: Request[Any, Any, Any], *names: str) -> dict[str, str]:
@@ -19,7 +23,8 @@ def read_after(services: Services, request: Request[Any, Any, Any], *names: str)
     raw = request.headers.get(MIN_POSITION)
     if raw is None:
         return {}
-    if not raw.strip().isdigit():
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()):
         raise ValidationException("X-Min-Position must be a non-negative integer")
     if services.wait_for(names, int(raw)):
         return {}
@@ -31,10 +36,42 @@ def answer(data: T, headers: dict[str, str]) -> Response[T]:
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:
-    if value is None or value == "":
+    """An ISO 8601 date-time in UTC (naive means UTC); 400 for anything else."""
+    if value is None or not value.strip():
         return None
+    text = _SPACED_OFFSET.sub(r"\1+\2", value.strip())
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # year 1 at +05:00 has no UTC equivalent
         raise ValidationException(f"{name} must be an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+async def refuse_nul_characters(request: Request[Any, Any, Any]) -> None:
+    """No text may carry U+0000: PostgreSQL cannot store it, so an event holding one would
+    be saved but never projected, stalling every read model behind it."""
+    if b"%00" in request.scope["query_string"] or b"\x00" in request.scope["query_string"]:
+        raise ValidationException("the query string must not contain NUL characters")
+    body = await request.body()
+    if b"\x00" in body:
+        raise ValidationException("the body must not contain NUL characters")
+    if b"\\u0000" not in body:
+        return
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return  # the handler's own parsing answers 400
+    if _holds_nul(decoded):
+        raise ValidationException("text must not contain NUL (U+0000) characters")

@@ -8,13 +8,15 @@ is not a member, or the role lacks the route's permission. Routes name their per
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import SkipValidation
 
 from application.context import Ctx
 from application.permissions import Permission, allows
@@ -23,6 +25,11 @@ from domain.organization import Organization
 from domain.values import Actor
 from interfaces.security import InvalidTokenError
 from interfaces.services import Services
+
+# the server provides these: nothing to validate, and Litestar's signature model would otherwise
+# try to convert them per request (it fails on fields typed as unions of custom classes)
+ServicesDep: TypeAlias = NamedDependency[SkipValidation[Services]]
+CtxDep: TypeAlias = NamedDependency[SkipValidation[Ctx]]
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -80,7 +87,7 @@ async def tenant_guard(
 
 def _role_of(services: Services, org_id: UUID, user_id: UUID) -> Any:
     try:
-        org = services.app.load(Organization, org_id, org_id)
+        org = services.app.view(Organization, org_id, org_id)
     except NotFoundError:
         return None
     return org.role_of(user_id)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from application import leads as cmds
@@ -17,7 +17,7 @@ from application.permissions import Permission
 from domain.errors import InvalidValueError
 from domain.lead import Lead
 from interfaces.http.common import answer, parse_time, read_after
-from interfaces.http.guard import provide_ctx, provide_services, tenant_guard
+from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 from interfaces.services import Services
 
 READ = {"permission": Permission.LEADS_READ}
@@ -94,8 +94,8 @@ class LeadController(Controller):
     def capture(
         self,
         data: JSONBody[cmds.CaptureLead],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         """Capture a new lead into an open stage (the first one by default)."""
         return cmds.capture_lead(services.app, data, ctx)
@@ -104,8 +104,8 @@ class LeadController(Controller):
     def list(
         self,
         request: Request[Any, Any, Any],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         stage_id: FromQuery[UUID | None] = None,
         assigned_to: FromQuery[UUID | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
@@ -135,8 +135,8 @@ class LeadController(Controller):
         self,
         request: Request[Any, Any, Any],
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Response[queries.LeadView]:
         headers = read_after(services, request, "leads")
         with services.engine.connect() as conn:
@@ -147,8 +147,8 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[UUID],
         data: JSONBody[cmds.ChangeLeadDetails],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         """Change some of a lead's details; `expected_version` guards against lost updates."""
         return cmds.change_lead_details(services.app, lead_id, data, ctx)
@@ -163,8 +163,8 @@ class LeadController(Controller):
     def archive(
         self,
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         """Archive a lead: it leaves the board and lists; its history is kept."""
         return cmds.archive_lead(services.app, lead_id, ctx)
@@ -174,8 +174,8 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[UUID],
         data: JSONBody[MoveBody],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         """Move a lead to a stage; 409 with the current version if someone moved it first."""
         return cmds.move_lead_to_stage(
@@ -187,8 +187,8 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[UUID],
         data: JSONBody[AssignBody],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         return cmds.assign_lead(services.app, lead_id, data.user_id, ctx)
 
@@ -197,8 +197,8 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[UUID],
         data: JSONBody[NoteBody],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         return cmds.add_note(services.app, lead_id, data.text, ctx)
 
@@ -212,8 +212,8 @@ class LeadController(Controller):
     def won(
         self,
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         return cmds.win_lead(services.app, lead_id, ctx)
 
@@ -227,8 +227,8 @@ class LeadController(Controller):
     def lost(
         self,
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         data: JSONBody[LostBody | None] = None,
     ) -> Written:
         return cmds.lose_lead(services.app, lead_id, data.reason if data else None, ctx)
@@ -243,8 +243,8 @@ class LeadController(Controller):
     def reopen(
         self,
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         data: JSONBody[ReopenBody | None] = None,
     ) -> Written:
         return cmds.reopen_lead(services.app, lead_id, data.stage_id if data else None, ctx)
@@ -254,8 +254,8 @@ class LeadController(Controller):
         self,
         request: Request[Any, Any, Any],
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 100,
         cursor: FromQuery[str | None] = None,
     ) -> Response[queries.Page]:
@@ -270,8 +270,8 @@ class LeadController(Controller):
     def history(
         self,
         lead_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         at: FromQuery[str | None] = None,
     ) -> list[HistoryEvent] | LeadAsOf:
         """The lead's stored events, or with `?at=` the lead as it was at that time."""

@@ -7,16 +7,15 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from application import pipelines as cmds
 from application import queries
-from application.context import Ctx, Written
+from application.context import Written
 from application.permissions import Permission
 from interfaces.http.common import answer, read_after
-from interfaces.http.guard import provide_ctx, provide_services, tenant_guard
-from interfaces.services import Services
+from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 
 READ = {"permission": Permission.PIPELINE_READ}
 WRITE = {"permission": Permission.PIPELINE_WRITE}
@@ -47,8 +46,8 @@ class PipelineController(Controller):
     def stages(
         self,
         request: Request[Any, Any, Any],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Response[list[queries.StageView]]:
         headers = read_after(services, request, "leads")
         with services.engine.connect() as conn:
@@ -58,8 +57,8 @@ class PipelineController(Controller):
     def add(
         self,
         data: JSONBody[cmds.AddStage],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> StageWrittenOut:
         return _out(cmds.add_stage(services.app, data, ctx))
 
@@ -67,8 +66,8 @@ class PipelineController(Controller):
     def reorder(
         self,
         data: JSONBody[ReorderBody],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> Written:
         return cmds.reorder_stages(services.app, data.stage_ids, ctx)
 
@@ -77,8 +76,8 @@ class PipelineController(Controller):
         self,
         stage_id: FromPath[UUID],
         data: JSONBody[cmds.UpdateStage],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
     ) -> StageWrittenOut:
         """Rename and/or recolour a stage."""
         return _out(cmds.update_stage(services.app, stage_id, data, ctx))
@@ -93,8 +92,8 @@ class PipelineController(Controller):
     def remove(
         self,
         stage_id: FromPath[UUID],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         move_leads_to: FromQuery[UUID | None] = None,
     ) -> StageWrittenOut:
         """Remove a stage; a stage holding leads needs `move_leads_to`."""
@@ -111,8 +110,8 @@ class PipelineController(Controller):
     def board(
         self,
         request: Request[Any, Any, Any],
-        ctx: NamedDependency[Ctx],
-        services: NamedDependency[Services],
+        ctx: CtxDep,
+        services: ServicesDep,
         cards_per_stage: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> Response[queries.Board]:
         """The Kanban board: stages in order with counts, value sums and their newest cards."""

@@ -12,7 +12,7 @@ import pytest
 from application import accounts, leads, pipelines
 from application.context import Ctx
 from application.ports import UserRecord
-from domain.errors import InvalidValueError, NotFoundError, StageInUseError
+from domain.errors import NotFoundError, StageInUseError
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline, default_pipeline_id
@@ -64,12 +64,12 @@ def test_a_registration_whose_events_cannot_be_saved_leaves_no_user_behind(
 def test_a_lead_cannot_be_assigned_to_someone_outside_the_organization(services: Services) -> None:
     ctx = owner_of(services)
     stranger = owner_of(services, "Other")
-    with pytest.raises(InvalidValueError):
+    with pytest.raises(NotFoundError):
         leads.capture_lead(
             services.app, leads.CaptureLead(full_name="Ann", assigned_to=stranger.user_id), ctx
         )
     written = leads.capture_lead(services.app, leads.CaptureLead(full_name="Ann"), ctx)
-    with pytest.raises(InvalidValueError):
+    with pytest.raises(NotFoundError):
         leads.assign_lead(services.app, written.id, stranger.user_id, ctx)
     leads.assign_lead(services.app, written.id, ctx.user_id, ctx)
     assert services.app.load(Lead, written.id, ctx.organization_id).assignee_id == ctx.user_id
@@ -83,7 +83,7 @@ def test_another_organizations_lead_and_stages_are_not_found(services: Services)
         leads.add_note(services.app, written.id, "hello", other)
     foreign_stage = stages(services, acme)[1].id  # type: ignore[attr-defined]
     mine = leads.capture_lead(services.app, leads.CaptureLead(full_name="Bob"), other)
-    with pytest.raises(InvalidValueError):
+    with pytest.raises(NotFoundError):
         leads.move_lead_to_stage(services.app, mine.id, foreign_stage, None, other)
     assert services.app.load(Lead, written.id, acme.organization_id).notes == 0
 
