@@ -20,7 +20,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from domain.base import TenantAggregate
-from domain.errors import NotFoundError, VersionConflictError
+from domain.errors import ForeignAggregateError, NotFoundError, VersionConflictError
 from domain.values import Actor
 
 A = TypeVar("A", bound=TenantAggregate)
@@ -85,7 +85,11 @@ class CrmApplication(Application[UUID]):
             aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(kind.__name__.lower(), aggregate_id) from None
-        if not isinstance(aggregate, kind) or aggregate.organization_id != organization_id:
+        if isinstance(aggregate, TenantAggregate) and aggregate.organization_id != organization_id:
+            raise ForeignAggregateError(
+                kind.__name__.lower(), aggregate_id, aggregate.organization_id
+            )
+        if not isinstance(aggregate, kind):
             raise NotFoundError(kind.__name__.lower(), aggregate_id)
         return aggregate
 
@@ -108,7 +112,9 @@ class CrmApplication(Application[UUID]):
                 fresh = copy.deepcopy(cached)
                 for event in newer:
                     event.mutate(fresh)  # type: ignore[attr-defined]
-        if not isinstance(fresh, kind) or fresh.organization_id != organization_id:
+        if fresh.organization_id != organization_id:
+            raise ForeignAggregateError(kind.__name__.lower(), aggregate_id, fresh.organization_id)
+        if not isinstance(fresh, kind):
             raise NotFoundError(kind.__name__.lower(), aggregate_id)
         if fresh is not cached:
             with self._views_lock:

@@ -31,6 +31,14 @@ class NotFoundError(DomainError):
         self.id = id
 
 
+class ForeignAggregateError(NotFoundError):
+    """The aggregate exists, in another organization: answered as not found, and audited."""
+
+    def __init__(self, kind: str, id: UUID | str, owner_id: UUID) -> None:
+        super().__init__(kind, id)
+        self.owner_id = owner_id
+
+
 class LeadNotFoundError(NotFoundError):
     def __init__(self, id: UUID | str) -> None:
         super().__init__("lead", id)

@@ -235,6 +235,17 @@ class TenantPostgresApplicationRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    def organization_of(self, originator_id: UUID) -> UUID | None:
+        """The organization owning an aggregate, or None if no such aggregate was stored."""
+        statement = (
+            f"SELECT organization_id FROM {self.events_table_name} "  # noqa: S608
+            "WHERE originator_id = %s LIMIT 1"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (originator_id,), prepare=True)
+            row = curs.fetchone()
+        return None if row is None else UUID(str(row["organization_id"]))
+
 
 class TenantSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     """SQLite application recorder with an indexed ``organization_id`` column.
@@ -340,6 +351,17 @@ class TenantSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 )
                 for row in c.fetchall()
             ]
+
+    def organization_of(self, originator_id: UUID) -> UUID | None:
+        """The organization owning an aggregate, or None if no such aggregate was stored."""
+        statement = (
+            f"SELECT organization_id FROM {self.events_table_name} "  # noqa: S608
+            "WHERE originator_id = ? LIMIT 1"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (_sqlite_originator_id(originator_id),))
+            row = c.fetchone()
+        return None if row is None else UUID(row["organization_id"])
 
 
 def _sqlite_originator_id(originator_id: UUID | str) -> str:

@@ -29,7 +29,7 @@ def migrate(settings: Settings, engine: Engine) -> None:
     config = alembic_config(engine)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
 
 def make_revision(engine: Engine, message: str) -> None:

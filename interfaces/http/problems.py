@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import UUID
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from application.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
+from application.security import record_incident
 from domain.errors import (
     DomainError,
+    ForeignAggregateError,
     InvalidValueError,
     NotFoundError,
     RuleViolationError,
@@ -77,12 +80,43 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
             request, 422, str(exc), errors=[{"field": exc.field, "message": exc.message}]
         )
     if isinstance(exc, NotFoundError):
+        _record_if_cross_organization(request, exc)
         return problem(request, 404, str(exc))
     if isinstance(exc, InvalidCredentialsError):
         return problem(request, 401, str(exc))
     if isinstance(exc, RuleViolationError | EmailAlreadyRegisteredError):
         return problem(request, 409, str(exc))
     return problem(request, 422, str(exc))
+
+
+def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
+    """An id that exists in another organization: both audit trails get the attempt.
+
+    The caller sees the same 404 as for an id that exists nowhere.
+    """
+    ctx = request.scope.get("state", {}).get("ctx")
+    if ctx is None:
+        return
+    services = request.app.state.services
+    try:
+        owner = exc.owner_id if isinstance(exc, ForeignAggregateError) else None
+        if owner is None and isinstance(exc.id, UUID):
+            owner = services.app.recorder.organization_of(exc.id)
+        if owner is None or owner == ctx.organization_id:
+            return
+        record_incident(
+            request.app.state.services.app,
+            {ctx.organization_id, owner},
+            "cross_organization_attempt",
+            ctx.actor,
+            method=request.method,
+            path=request.url.path,
+            resource_kind=exc.kind,
+            resource_id=str(exc.id),
+            from_organization_id=str(ctx.organization_id),
+        )
+    except Exception:
+        log.exception("could not record a cross-organization attempt")
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
