@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import sqlalchemy as sa
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -55,6 +59,23 @@ class Services:
         if self.runner is not None and self._started:
             self.runner.stop()
             self._started = False
+
+    @contextmanager
+    def reading(self, organization_id: UUID) -> Iterator[Connection]:
+        """A read-only transaction scoped to one organization.
+
+        On PostgreSQL it runs as the role crm_reader with `app.organization_id` set, so the
+        row-level-security policies hide every other tenant's rows even from a query that
+        forgets its filter. The settings end with the transaction.
+        """
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL ROLE crm_reader")
+                conn.execute(
+                    sa.text("SELECT set_config('app.organization_id', :org, true)"),
+                    {"org": str(organization_id)},
+                )
+            yield conn
 
     def wait_for(self, names: Iterable[str], position: int, timeout: float | None = None) -> bool:
         """Read-your-writes: wait until the named read models processed `position`."""

@@ -41,7 +41,7 @@ class AuditController(Controller):
     ) -> Response[queries.Page]:
         """Who did what, when, from where, with the before/after of each changed field."""
         headers = read_after(services, request, "audit")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             page = queries.audit_events(
                 conn,
                 ctx.organization_id,

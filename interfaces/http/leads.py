@@ -116,7 +116,7 @@ class LeadController(Controller):
     ) -> Response[queries.Page]:
         """List leads, newest first, with keyset pagination."""
         headers = read_after(services, request, "leads")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             page = queries.list_leads(
                 conn,
                 ctx.organization_id,
@@ -139,7 +139,7 @@ class LeadController(Controller):
         services: ServicesDep,
     ) -> Response[queries.LeadView]:
         headers = read_after(services, request, "leads")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             return answer(queries.get_lead(conn, ctx.organization_id, lead_id), headers)
 
     @put("/{lead_id:uuid}", opt=WRITE, sync_to_thread=True, operation_id="changeLead")
@@ -261,7 +261,7 @@ class LeadController(Controller):
     ) -> Response[queries.Page]:
         """The lead's timeline, newest first."""
         headers = read_after(services, request, "timeline", "leads")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             queries.get_lead(conn, ctx.organization_id, lead_id)
             page = queries.timeline(conn, ctx.organization_id, lead_id, limit=limit, cursor=cursor)
         return answer(page, headers)

@@ -50,7 +50,7 @@ class PipelineController(Controller):
         services: ServicesDep,
     ) -> Response[list[queries.StageView]]:
         headers = read_after(services, request, "leads")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             return answer(queries.list_stages(conn, ctx.organization_id), headers)
 
     @post("/stages", opt=WRITE, sync_to_thread=True, operation_id="addStage")
@@ -101,7 +101,7 @@ class PipelineController(Controller):
         def leads_in_stage(org: UUID, stage: UUID) -> list[UUID]:
             # make sure the leads read model has seen every event before trusting it
             services.wait_for(["leads"], services.app.recorder.max_notification_id() or 0)
-            with services.engine.connect() as conn:
+            with services.reading(org) as conn:
                 return queries.lead_ids_in_stage(conn, org, stage)
 
         return _out(cmds.remove_stage(services.app, stage_id, move_leads_to, ctx, leads_in_stage))
@@ -116,6 +116,6 @@ class PipelineController(Controller):
     ) -> Response[queries.Board]:
         """The Kanban board: stages in order with counts, value sums and their newest cards."""
         headers = read_after(services, request, "leads")
-        with services.engine.connect() as conn:
+        with services.reading(ctx.organization_id) as conn:
             result = queries.board(conn, ctx.organization_id, cards_per_stage=cards_per_stage)
         return answer(result, headers)
