@@ -7,13 +7,11 @@ unreachable PostgreSQL fails the run instead of skipping.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from litestar.testing import TestClient
 
@@ -22,20 +20,10 @@ from interfaces.http.app import create_app
 from interfaces.migrate import migrate
 from interfaces.services import Services, build_services
 from interfaces.settings import Settings, load_settings
+from tests.support.databases import scratch_postgres
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 SECRET = "test-secret-key-of-at-least-32-characters!"
 BACKENDS = ["sqlite", "postgres"]
-
-
-def postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN):
-            return True
-    except psycopg.OperationalError:
-        if os.environ.get("CI") == "true":
-            raise
-        return False
 
 
 def settings_for(url: str, **extra: str) -> Settings:
@@ -44,20 +32,12 @@ def settings_for(url: str, **extra: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"crm_test_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    settings = settings_for(url)
-    engine = make_engine(settings)
-    migrate(settings, engine)
-    engine.dispose()
-    yield url
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("crm_test") as url:
+        settings = settings_for(url)
+        engine = make_engine(settings)
+        migrate(settings, engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

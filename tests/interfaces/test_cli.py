@@ -29,35 +29,18 @@ from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
 from projections.leads import rm_leads, rm_stages
 from projections.runner import read_positions
+from tests.support import databases
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 SECRET = "cli-test-secret-key-of-at-least-32-characters"
 PROJECTIONS = ["audit", "directory", "leads", "timeline"]
 CRM = str(Path(sys.executable).with_name("crm"))
 
 
-def postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN):
-            return True
-    except psycopg.OperationalError:
-        if os.environ.get("CI") == "true":
-            raise
-        return False
-
-
 @pytest.fixture(scope="module")
 def scratch_postgres() -> Iterator[str]:
     """This module's own PostgreSQL database, dropped at the end."""
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"crm_test_cli_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with databases.scratch_postgres("crm_test_cli") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

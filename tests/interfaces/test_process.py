@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -24,21 +23,11 @@ from interfaces.cli import main
 from interfaces.database import make_engine
 from interfaces.migrate import migrate
 from interfaces.settings import load_settings
+from tests.support.databases import scratch_postgres
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 SECRET = "process-test-secret-key-of-at-least-32-chars"
 CRM = str(Path(sys.executable).with_name("crm"))
 pytestmark = pytest.mark.slow
-
-
-def postgres_available() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN):
-            return True
-    except psycopg.OperationalError:
-        if os.environ.get("CI") == "true":
-            raise
-        return False
 
 
 def free_port() -> int:
@@ -168,15 +157,8 @@ def drive(base: str) -> None:
 
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"crm_test_proc_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("crm_test_proc") as url:
+        yield url
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from typing import Any
 from uuid import uuid4
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,7 +23,8 @@ from projections.base import Envelope, Projector
 from projections.registry import all_projectors
 from projections.runner import PositionConflictError, ProjectionRunner, positions
 from projections.timeline import TimelineProjector, rm_lead_timeline
-from tests.conftest import PG_ADMIN, postgres_available, settings_for
+from tests.conftest import settings_for
+from tests.support.databases import scratch_postgres
 
 ACTOR = Actor(kind="user", id="tester", ip="10.0.0.1", user_agent="pytest")
 
@@ -32,26 +32,18 @@ ACTOR = Actor(kind="user", id="tester", ip="10.0.0.1", user_agent="pytest")
 @pytest.fixture(params=["sqlite", "postgres"])
 def fresh(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Services]:
     """Services on a database of their own (rebuilds empty whole tables), no background runner."""
-    if request.param == "postgres":
-        if not postgres_available():
-            pytest.skip("PostgreSQL is not reachable")
-        name = f"crm_test_proj_{os.getpid()}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    else:
-        url = f"sqlite:///{tmp_path}/crm.db"
-    settings = settings_for(url)
-    engine = make_engine(settings)
-    migrate(settings, engine)
-    engine.dispose()
-    services = build_services(settings, with_runner=False)
-    yield services
-    services.close()
-    if request.param == "postgres":
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            url = stack.enter_context(scratch_postgres("crm_test_proj"))
+        else:
+            url = f"sqlite:///{tmp_path}/crm.db"
+        settings = settings_for(url)
+        engine = make_engine(settings)
+        migrate(settings, engine)
+        engine.dispose()
+        services = build_services(settings, with_runner=False)
+        stack.callback(services.close)
+        yield services
 
 
 def write_history(services: Services, orgs: int = 3, leads: int = 8, seed: int = 7) -> int:
