@@ -1,9 +1,28 @@
-"""The one role → permission matrix. Routes name a permission; the guard checks it here."""
+"""The one role → permission matrix. Routes name a permission; the guard checks it here.
+
+| permission          | admin | manager | sales | viewer |
+|---------------------|:-----:|:-------:|:-----:|:------:|
+| leads:read          |   ✓   |    ✓    |   ✓   |   ✓    |
+| pipeline:read       |   ✓   |    ✓    |   ✓   |   ✓    |
+| organization:read   |   ✓   |    ✓    |   ✓   |   ✓    |
+| members:read        |   ✓   |    ✓    |   ✓   |   ✓    |
+| leads:write         |   ✓   |    ✓    |  own  |        |
+| pipeline:write      |   ✓   |    ✓    |       |        |
+| audit:read          |   ✓   |    ✓    |       |        |
+| organization:write  |   ✓   |         |       |        |
+| members:write       |   ✓   |         |       |        |
+| api_keys:manage     |   ✓   |         |       |        |
+
+"own": sales change only leads assigned to them, and capture leads only for themselves (the
+guard checks the lead's assignee on routes that declare `own`). API keys carry scopes instead
+of a role: any permission in KEY_SCOPES; administration stays with people.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from domain.errors import InvalidValueError
 from domain.values import Role
 
 
@@ -13,17 +32,53 @@ class Permission(StrEnum):
     PIPELINE_READ = "pipeline:read"
     PIPELINE_WRITE = "pipeline:write"
     AUDIT_READ = "audit:read"
+    ORGANIZATION_READ = "organization:read"
+    ORGANIZATION_WRITE = "organization:write"
+    MEMBERS_READ = "members:read"
+    MEMBERS_WRITE = "members:write"
+    API_KEYS_MANAGE = "api_keys:manage"
 
 
-_READ = {Permission.LEADS_READ, Permission.PIPELINE_READ}
+_READ = frozenset(
+    {
+        Permission.LEADS_READ,
+        Permission.PIPELINE_READ,
+        Permission.ORGANIZATION_READ,
+        Permission.MEMBERS_READ,
+    }
+)
+_ADMINISTRATION = frozenset(
+    {Permission.ORGANIZATION_WRITE, Permission.MEMBERS_WRITE, Permission.API_KEYS_MANAGE}
+)
 
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.MANAGER: frozenset(Permission),
-    Role.SALES: frozenset(_READ | {Permission.LEADS_WRITE}),
-    Role.VIEWER: frozenset(_READ),
+    Role.MANAGER: frozenset(Permission) - _ADMINISTRATION,
+    Role.SALES: _READ | {Permission.LEADS_WRITE},
+    Role.VIEWER: _READ,
 }
+
+#: roles whose write permissions reach only their own leads
+OWN_LEADS_ONLY = frozenset({Role.SALES})
+
+#: what an API key may be granted: everything but administration
+KEY_SCOPES = frozenset(Permission) - _ADMINISTRATION
 
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in MATRIX[role]
+
+
+def parse_scopes(scopes: list[str]) -> list[str]:
+    """Validated, sorted, de-duplicated API key scopes."""
+    allowed = {str(p) for p in KEY_SCOPES}
+    unknown = sorted(set(scopes) - allowed)
+    if unknown:
+        raise InvalidValueError(
+            "scopes",
+            f"unknown or not grantable: {', '.join(unknown)}; allowed: "
+            + ", ".join(sorted(allowed)),
+        )
+    if not scopes:
+        raise InvalidValueError("scopes", "at least one scope is required")
+    return sorted(set(scopes))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -15,6 +15,8 @@ class UserRecord(msgspec.Struct, frozen=True):
     full_name: str
     password_hash: str
     created_at: datetime
+    email_verified_at: datetime | None = None
+    deactivated_at: datetime | None = None
 
 
 class EmailTakenError(Exception):
@@ -32,8 +34,60 @@ class UserRepository(Protocol):
 
     def by_id(self, user_id: UUID) -> UserRecord | None: ...
 
+    def update(self, user_id: UUID, **values: Any) -> None:
+        """Change columns of a user; raise EmailTakenError if a new email is taken."""
+
+    def preferences(self, user_id: UUID) -> dict[str, Any]: ...
+
 
 class PasswordHasher(Protocol):
     def hash(self, password: str) -> str: ...
 
     def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class RefreshRecord(msgspec.Struct, frozen=True):
+    token_hash: str
+    family_id: UUID
+    user_id: UUID
+    organization_id: UUID
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class OneTimeRecord(msgspec.Struct, frozen=True):
+    """A password-reset or email-verification token, stored hashed."""
+
+    token_hash: str
+    purpose: str
+    user_id: UUID
+    email: str
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class AccountTokenStore(Protocol):
+    """Refresh-token families and single-use account tokens (only their hashes are kept)."""
+
+    def add_refresh(self, record: RefreshRecord) -> None: ...
+
+    def refresh(self, token_hash: str) -> RefreshRecord | None: ...
+
+    def use_refresh(self, token_hash: str, at: datetime) -> bool:
+        """Mark an unused refresh token used; False if it already was (a reuse)."""
+
+    def revoke_family(self, family_id: UUID, at: datetime) -> None: ...
+
+    def revoke_families_of(self, user_id: UUID, at: datetime) -> None: ...
+
+    def add_one_time(self, record: OneTimeRecord) -> None: ...
+
+    def one_time(self, token_hash: str, purpose: str) -> OneTimeRecord | None: ...
+
+    def use_one_time(self, token_hash: str, at: datetime) -> bool:
+        """Consume a single-use token; False if it already was."""
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, text: str) -> None: ...

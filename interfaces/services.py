@@ -8,15 +8,16 @@ from contextlib import contextmanager
 from uuid import UUID
 
 import sqlalchemy as sa
-
 from sqlalchemy.engine import Connection, Engine
 
+from application.ports import Mailer
 from application.store import CrmApplication
 from interfaces.database import eventstore_env, make_engine
+from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
 from interfaces.live import LocalPublisher, RedisPublisher
-from interfaces.security import Argon2Hasher, Tokens
+from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
 from interfaces.settings import Settings
-from interfaces.users import SqlUserRepository
+from interfaces.users import SqlAccountTokens, SqlUserRepository
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner, read_positions
 
@@ -39,6 +40,9 @@ class Services:
         tokens: Tokens,
         runner: ProjectionRunner | None = None,
         live: RedisPublisher | LocalPublisher | None = None,
+        account_tokens: SqlAccountTokens | None = None,
+        mailer: Mailer | None = None,
+        email: EmailSettings | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -48,6 +52,9 @@ class Services:
         self.tokens = tokens
         self.runner = runner
         self.live = live or LocalPublisher()
+        self.account_tokens = account_tokens or SqlAccountTokens(engine)
+        self.email = email or EmailSettings()
+        self.mailer: Mailer = mailer or LogMailer()
         self._started = False
 
     def start_projections(self) -> None:
@@ -120,6 +127,7 @@ def projector_batch_setup(settings: Settings) -> Callable[[Connection], None] | 
 
 
 def build_services(settings: Settings, *, with_runner: bool | None = None) -> Services:
+    email = load_email_settings()
     engine = make_engine(settings)
     app = CrmApplication(env=eventstore_env(settings))
     live = RedisPublisher(settings.redis_url) if settings.redis_url else LocalPublisher()
@@ -141,7 +149,14 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
         app=app,
         users=SqlUserRepository(engine),
         hasher=Argon2Hasher(),
-        tokens=Tokens(settings.secret_key, settings.token_ttl_seconds),
+        tokens=Tokens(
+            settings.secret_key,
+            settings.token_ttl_seconds,
+            RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations(),
+        ),
         runner=runner,
         live=live,
+        account_tokens=SqlAccountTokens(engine),
+        mailer=build_mailer(email),
+        email=email,
     )

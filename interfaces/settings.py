@@ -21,6 +21,13 @@ class SettingsError(ValueError):
     """The environment does not describe a runnable configuration."""
 
 
+class RateLimit(msgspec.Struct, frozen=True):
+    """At most `requests` in any sliding window of `window_seconds`."""
+
+    requests: int
+    window_seconds: float
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
@@ -29,6 +36,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     run_projections: bool = True
     read_wait_seconds: float = 3.0
     threads: int = 16
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_auth: RateLimit | None = RateLimit(60, 60.0)
+    rate_limit_org: RateLimit | None = RateLimit(1200, 60.0)
+    trust_proxy: bool = False
+    log_level: str = "INFO"
 
     @property
     def is_postgres(self) -> bool:
@@ -105,6 +117,51 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
 
 
+def _rate_limit(env: Mapping[str, str], name: str, default: RateLimit) -> RateLimit | None:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("off", "0", "none"):
+        return None
+    count, slash, window = raw.partition("/")
+    try:
+        limit = RateLimit(int(count), float(window)) if slash else None
+    except ValueError:
+        limit = None
+    if limit is None or limit.requests < 1 or not 0 < limit.window_seconds <= 86_400:
+        raise SettingsError(
+            f"{name}={raw!r} must be REQUESTS/SECONDS (e.g. 20/60: at most 20 requests in any "
+            "60 seconds; 0 < SECONDS ≤ 86400) or off"
+        )
+    return limit
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in (env.get("CRM_CORS_ORIGINS") or "").split(","))
+    origins = tuple(o for o in origins if o)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin == "*":
+            continue
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise SettingsError(
+                f"CRM_CORS_ORIGINS: {origin!r} is not an origin: write scheme://host[:port] "
+                "(e.g. https://app.example.com), comma-separated, or *"
+            )
+    return origins
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("CRM_LOG_LEVEL") or "INFO").strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"CRM_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     database_url = _validate_database_url(env.get("CRM_DATABASE_URL") or DEFAULT_DATABASE_URL)
@@ -131,4 +188,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         run_projections=_flag(env, "CRM_RUN_PROJECTIONS", True),
         read_wait_seconds=_number(env, "CRM_READ_WAIT_SECONDS", float, 3.0, 0.0),
         threads=max(2, _number(env, "CRM_THREADS", int, 16, 1)),
+        cors_origins=_origins(env),
+        rate_limit_auth=_rate_limit(env, "CRM_RATE_LIMIT_AUTH", RateLimit(60, 60.0)),
+        rate_limit_org=_rate_limit(env, "CRM_RATE_LIMIT_ORG", RateLimit(1200, 60.0)),
+        trust_proxy=_flag(env, "CRM_TRUST_PROXY", False),
+        log_level=_log_level(env),
     )

@@ -1,4 +1,4 @@
-"""Directory read model: organizations and their members (used at login to list a user's orgs)."""
+"""Directory read model: organizations and their members (login's list of orgs, member lists)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class DirectoryProjector(Projector):
     tables = (rm_organizations, rm_members)
     handles = frozenset(
         f"Organization.{n}"
-        for n in ("Registered", "MemberAdded", "MemberRoleChanged", "MemberRemoved")
+        for n in ("Registered", "Renamed", "MemberAdded", "MemberRoleChanged", "MemberRemoved")
     )
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
@@ -60,6 +60,12 @@ class DirectoryProjector(Projector):
                         joined_at=e.timestamp,
                     )
                 )
+            elif isinstance(e, Organization.Renamed):
+                conn.execute(
+                    rm_organizations.update()
+                    .where(rm_organizations.c.organization_id == org)
+                    .values(name=e.name)
+                )
             elif isinstance(e, Organization.MemberAdded):
                 conn.execute(
                     rm_members.insert().values(
@@ -73,3 +79,14 @@ class DirectoryProjector(Projector):
                 conn.execute(rm_members.update().where(*member).values(role=e.role))
             elif isinstance(e, Organization.MemberRemoved):
                 conn.execute(rm_members.delete().where(*member))
+
+
+# Not a projection: the guard writes each API key's last use here (throttled), off the event log,
+# because a use is not a change anyone audits and would flood the log.
+api_key_usage = sa.Table(
+    "api_key_usage",
+    metadata,
+    sa.Column("organization_id", sa.Uuid, primary_key=True),
+    sa.Column("key_id", sa.Uuid, primary_key=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=False),
+)

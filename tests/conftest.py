@@ -27,7 +27,9 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def settings_for(url: str, **extra: str) -> Settings:
-    return load_settings({"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": SECRET, **extra})
+    # rate limits are tested on their own; elsewhere they would turn generated traffic into 429s
+    base = {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off"}
+    return load_settings(base | {"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": SECRET, **extra})
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,25 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from interfaces.http.api_keys import ApiKeyController
 from interfaces.http.audit import AuditController
 from interfaces.http.auth import AuthController
 from interfaces.http.common import refuse_nul_characters
+from interfaces.http.headers import cors_config, security_headers
 from interfaces.http.health import health
 from interfaces.http.leads import LeadController
 from interfaces.http.openapi import document_problems
+from interfaces.http.organizations import OrganizationAccessController, OrganizationController
 from interfaces.http.pipeline import PipelineController
 from interfaces.http.problems import EXCEPTION_HANDLERS
+from interfaces.http.ratelimit import RateLimiter
+from interfaces.http.requestlog import RequestLog
+from interfaces.http.users import UserController
+from interfaces.logs import configure_logging
 from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
 
@@ -26,14 +33,25 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     """Build the app; without `services` they are built from the environment and owned."""
     owned = services is None if own_services is None else own_services
     svc = services or build_services(load_settings())
+    limiter = RateLimiter(svc.settings)
+
+    async def before_request(request: Request[Any, Any, Any]) -> None:
+        # app-level before_request runs after every guard: the tenant guard has set the
+        # organization the org limit counts against, and refused strangers before they count
+        await limiter.check(request)
+        await refuse_nul_characters(request)
 
     async def on_startup(_: Litestar) -> None:
         # sync handlers, the guard's lookups and the projector waits share this pool
         pool = ThreadPoolExecutor(svc.settings.threads, "crm-worker")
         asyncio.get_running_loop().set_default_executor(pool)
+        # here, not at build time: uvicorn configures logging between the two
+        configure_logging(svc.settings.log_level)
+        await limiter.start()
         svc.start_projections()
 
-    def on_shutdown(_: Litestar) -> None:
+    async def on_shutdown(_: Litestar) -> None:
+        await limiter.close()
         if owned:
             svc.close()
         else:
@@ -42,14 +60,21 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     app = Litestar(
         route_handlers=[
             AuthController,
+            UserController,
             LeadController,
             PipelineController,
             AuditController,
+            OrganizationController,
+            OrganizationAccessController,
+            ApiKeyController,
             health,
         ],
         state=State({"services": svc}),
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=refuse_nul_characters,
+        before_request=before_request,
+        before_send=[security_headers(svc.settings)],
+        logging_config=None,  # interfaces.logs owns logging: JSON lines, once each
+        cors_config=cors_config(svc.settings),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(
@@ -61,6 +86,8 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
         request_max_body_size=1_048_576,
     )
     document_problems(app)
+    # outermost, so routing's own 404/405 and CORS preflights are logged with a request id too
+    app.asgi_handler = RequestLog(app.asgi_handler, trust_proxy=svc.settings.trust_proxy)
     return app
 
 

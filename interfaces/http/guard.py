@@ -1,16 +1,24 @@
-"""The tenant guard: token → organization header → active member → role permission.
+"""The tenant guard: credential → organization header → active member or key → permission.
 
-401 without valid credentials; 403 when the header's organization is not the token's, the user
-is not a member, or the role lacks the route's permission. Routes name their permission in
-`opt={"permission": ...}`; handlers receive the resulting `Ctx` by dependency.
+401 without valid credentials (a user's access token, or an API key as `Authorization: Bearer`
+or `X-API-Key`); 403 when the header's organization is not the credential's, the user is not a
+member, or the role (or the key's scopes) lacks the route's permission. Routes name their
+permission in `opt={"permission": ...}`; a route that changes one lead also names the path
+parameter holding it (`"own": "lead_id"`), and capture names the body field (`"own":
+"assigned_to"`): sales pass only for leads assigned to them. Refusals of a role and
+cross-organization headers are recorded as security incidents. Handlers receive the `Ctx`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from uuid import UUID
 
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -18,18 +26,24 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from application.api_keys import InvalidApiKeyError, UsageRecorder, looks_like_key, verify_key
 from application.context import Ctx
-from application.permissions import Permission, allows
-from domain.errors import NotFoundError
-from domain.organization import Organization
-from domain.values import Actor
-from interfaces.security import InvalidTokenError
+from application.organizations import organization_exists, role_in
+from application.permissions import OWN_LEADS_ONLY, Permission, allows
+from application.security import record_incident
+from domain.lead import Lead
+from domain.values import Actor, Role
+from interfaces.security import InvalidTokenError, TokenClaims
 from interfaces.services import Services
+
+log = logging.getLogger("crm.guard")
 
 # the server provides these: nothing to validate, and Litestar's signature model would otherwise
 # try to convert them per request (it fails on fields typed as unions of custom classes)
 ServicesDep: TypeAlias = NamedDependency[SkipValidation[Services]]
 CtxDep: TypeAlias = NamedDependency[SkipValidation[Ctx]]
+
+REALM = 'Bearer realm="crm"'
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -40,57 +54,238 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthorizedException(
-            "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="crm"'}
-        )
+        raise NotAuthorizedException("missing bearer token", headers={"WWW-Authenticate": REALM})
     return token.strip()
+
+
+def _invalid(what: str) -> NotAuthorizedException:
+    return NotAuthorizedException(
+        f"invalid or expired {what}",
+        headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+    )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What the guard's thread needs to know about the request."""
+
+    permission: Permission
+    header_org: str | None
+    method: str
+    path: str
+    ip: str | None
+    user_agent: str | None
+
+
+def _decode(services: Services, token: str) -> TokenClaims:
+    try:
+        return services.tokens.decode(token)
+    except InvalidTokenError:
+        raise _invalid("token") from None
 
 
 async def tenant_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     services: Services = connection.app.state.services
-    try:
-        claims = services.tokens.decode(bearer_token(connection))
-    except InvalidTokenError:
-        raise NotAuthorizedException(
-            "invalid or expired token",
-            headers={"WWW-Authenticate": 'Bearer realm="crm", error="invalid_token"'},
-        ) from None
-    raw_org = connection.headers.get("x-org-id")
-    if not raw_org:
-        raise PermissionDeniedException("the X-Org-Id header is required")
-    try:
-        org_id = UUID(raw_org)
-    except ValueError:
-        raise PermissionDeniedException("X-Org-Id is not an organization id") from None
-    if org_id != claims.organization_id:
-        raise PermissionDeniedException("the token is not valid for this organization")
-    role = await asyncio.get_running_loop().run_in_executor(
-        None, _role_of, services, org_id, claims.user_id
+    permission = handler.opt.get("permission")
+    if not isinstance(permission, Permission):  # a route without a permission is closed
+        raise PermissionDeniedException("this route names no permission")
+    key = connection.headers.get("x-api-key")
+    credential = key.strip() if key else bearer_token(connection)
+    call = _Call(
+        permission,
+        connection.headers.get("x-org-id"),
+        str(getattr(connection, "method", "GET")),
+        connection.url.path,
+        client_ip(connection),
+        (connection.headers.get("user-agent") or "")[:500] or None,
     )
+    loop = asyncio.get_running_loop()
+    if key or looks_like_key(credential):
+        ctx = await loop.run_in_executor(None, _key_ctx, services, credential, call)
+        _note_use(connection, services, ctx)
+    else:
+        ctx = await loop.run_in_executor(None, _user_ctx, services, credential, call)
+    connection.state.ctx = ctx
+    own = handler.opt.get("own")
+    if own and ctx.actor.kind == "user" and ctx.role in OWN_LEADS_ONLY:
+        claimed = await _claimed_assignee(connection, own)
+        await loop.run_in_executor(None, _check_own, services, ctx, call, own, claimed)
+
+
+def _user_ctx(services: Services, token: str, call: _Call) -> Ctx:
+    claims = _decode(services, token)
+    actor = Actor("user", str(claims.user_id), call.ip, call.user_agent)
+    org_id = _header_organization(services, call, claims.organization_id, actor, required=True)
+    role = role_in(services.app, org_id, claims.user_id)
     if role is None:
         raise PermissionDeniedException("not an active member of this organization")
-    permission = handler.opt.get("permission")
-    if not isinstance(permission, Permission) or not allows(role, permission):
-        raise PermissionDeniedException(f"the {role} role may not do this")
-    actor = Actor(
-        kind="user",
-        id=str(claims.user_id),
-        ip=client_ip(connection),
-        user_agent=(connection.headers.get("user-agent") or "")[:500] or None,
-    )
-    connection.state.ctx = Ctx(
-        organization_id=org_id, user_id=claims.user_id, role=role, actor=actor
-    )
+    ctx = Ctx(organization_id=org_id, user_id=claims.user_id, role=role, actor=actor)
+    if not allows(role, call.permission):
+        _refuse(services, ctx, call, f"the {role} role may not do this", role=str(role))
+    return ctx
 
 
-def _role_of(services: Services, org_id: UUID, user_id: UUID) -> Any:
+def _key_ctx(services: Services, key: str, call: _Call) -> Ctx:
     try:
-        org = services.app.view(Organization, org_id, org_id)
-    except NotFoundError:
+        org_id, api_key = verify_key(services.app, key)
+    except InvalidApiKeyError:
+        raise _invalid("API key") from None
+    actor = Actor("api_key", str(api_key.id), call.ip, call.user_agent)
+    _header_organization(services, call, org_id, actor, required=False)
+    # a key has scopes, not a role: the least role stands in for code that reads ctx.role
+    ctx = Ctx(organization_id=org_id, user_id=api_key.id, role=Role.VIEWER, actor=actor)
+    if call.permission not in api_key.scopes:
+        _refuse(
+            services, ctx, call, "the API key's scopes do not allow this", scopes=api_key.scopes
+        )
+    return ctx
+
+
+def _header_organization(
+    services: Services, call: _Call, own_org: UUID, actor: Actor, *, required: bool
+) -> UUID:
+    """The X-Org-Id header must name the credential's organization (keys may omit it)."""
+    if not call.header_org:
+        if required:
+            raise PermissionDeniedException("the X-Org-Id header is required")
+        return own_org
+    try:
+        org_id = UUID(call.header_org)
+    except ValueError:
+        raise PermissionDeniedException("X-Org-Id is not an organization id") from None
+    if org_id != own_org:
+        concerned = {own_org}
+        if organization_exists(services.app, org_id):
+            concerned.add(org_id)
+        _record(
+            services,
+            concerned,
+            "cross_organization_attempt",
+            actor,
+            call,
+            header_organization_id=str(org_id),
+            from_organization_id=str(own_org),
+        )
+        raise PermissionDeniedException("the credential is not valid for this organization")
+    return org_id
+
+
+def _refuse(services: Services, ctx: Ctx, call: _Call, reason: str, **details: Any) -> None:
+    _record(
+        services,
+        {ctx.organization_id},
+        "permission_denied",
+        ctx.actor,
+        call,
+        permission=str(call.permission),
+        reason=reason,
+        **details,
+    )
+    raise PermissionDeniedException(reason)
+
+
+def _record(
+    services: Services,
+    organizations: set[UUID],
+    kind: str,
+    actor: Actor,
+    call: _Call,
+    **details: Any,
+) -> None:
+    try:
+        record_incident(
+            services.app,
+            organizations,
+            kind,
+            actor,
+            method=call.method,
+            path=call.path,
+            **{k: (" ".join(v) if isinstance(v, tuple) else v) for k, v in details.items()},
+        )
+    except Exception:  # the refusal stands even if it cannot be recorded
+        log.exception("could not record a %s incident", kind)
+
+
+async def _claimed_assignee(connection: ASGIConnection[Any, Any, Any, Any], own: str) -> Any:
+    """The lead id in the path, or for capture the body's assignee."""
+    if own != "assigned_to":
+        return connection.path_params.get(own)
+    if not isinstance(connection, Request):
         return None
-    return org.role_of(user_id)
+    try:
+        body = msgspec.json.decode(await connection.body())
+    except msgspec.DecodeError:
+        return None
+    return body.get("assigned_to") if isinstance(body, dict) else None
+
+
+def _check_own(services: Services, ctx: Ctx, call: _Call, own: str, claimed: Any) -> None:
+    if own == "assigned_to":
+        if _as_uuid(claimed) != ctx.user_id:
+            _refuse(services, ctx, call, "sales capture leads only assigned to themselves")
+        return
+    if not isinstance(claimed, UUID):
+        return  # the route's own validation answers
+    lead = services.app.view(Lead, claimed, ctx.organization_id)
+    if lead.assignee_id != ctx.user_id:
+        _refuse(services, ctx, call, "sales change only leads assigned to them")
+
+
+def _as_uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _note_use(connection: ASGIConnection[Any, Any, Any, Any], services: Services, ctx: Ctx) -> None:
+    """Record the key's last use, at most once a minute, without making the request wait."""
+    state = connection.app.state
+    usage: UsageRecorder | None = state.get("api_key_usage")
+    if usage is None:
+        usage = UsageRecorder(services.engine)
+        state["api_key_usage"] = usage
+    if not usage.due(ctx.user_id):
+        return
+    future = asyncio.get_running_loop().run_in_executor(
+        None, usage.record, ctx.organization_id, ctx.user_id, datetime.now(UTC)
+    )
+    future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not record an API key's use", exc_info=future.exception())
+
+
+async def user_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """A signed-in user, whatever organization the token is for (choosing another one)."""
+    services: Services = connection.app.state.services
+    token = bearer_token(connection)
+    if looks_like_key(token):
+        raise PermissionDeniedException("an API key belongs to one organization")
+    claims = await asyncio.get_running_loop().run_in_executor(None, _decode, services, token)
+    connection.state.claims = claims
+
+
+async def optional_user(request: Request[Any, Any, Any]) -> UUID | None:
+    """The user of a valid bearer token, if the request carries one (else None)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or looks_like_key(token.strip()):
+        return None
+    services: Services = request.app.state.services
+    try:
+        claims = await asyncio.get_running_loop().run_in_executor(
+            None, services.tokens.decode, token.strip()
+        )
+    except InvalidTokenError:
+        raise _invalid("token") from None
+    return claims.user_id
 
 
 async def provide_ctx(request: Request[Any, Any, Any]) -> Ctx:
