@@ -6,6 +6,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -20,6 +21,8 @@ from domain.errors import (
     RuleViolationError,
     VersionConflictError,
 )
+from projections.directory import rm_members
+from projections.leads import rm_stages
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("crm.http")
@@ -89,6 +92,27 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
     return problem(request, 422, str(exc))
 
 
+def _owners(services: Any, exc: NotFoundError) -> set[UUID]:
+    """The organizations that do own the id the caller could not find (usually none)."""
+    if isinstance(exc, ForeignAggregateError):
+        return {exc.owner_id}
+    if not isinstance(exc.id, UUID):
+        return set()
+    owner = services.app.recorder.organization_of(exc.id)
+    if owner is not None:
+        return {owner}
+    # stages live inside pipelines and members inside organizations: ask their read models
+    table, column = {
+        "stage": (rm_stages, rm_stages.c.stage_id),
+        "member": (rm_members, rm_members.c.user_id),
+    }.get(exc.kind, (None, None))
+    if table is None or column is None:
+        return set()
+    with services.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.organization_id).where(column == exc.id).limit(20))
+        return {row[0] for row in rows}
+
+
 def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
     """An id that exists in another organization: both audit trails get the attempt.
 
@@ -99,14 +123,12 @@ def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFound
         return
     services = request.app.state.services
     try:
-        owner = exc.owner_id if isinstance(exc, ForeignAggregateError) else None
-        if owner is None and isinstance(exc.id, UUID):
-            owner = services.app.recorder.organization_of(exc.id)
-        if owner is None or owner == ctx.organization_id:
+        owners = _owners(services, exc) - {ctx.organization_id}
+        if not owners:
             return
         record_incident(
             request.app.state.services.app,
-            {ctx.organization_id, owner},
+            {ctx.organization_id, *owners},
             "cross_organization_attempt",
             ctx.actor,
             method=request.method,
