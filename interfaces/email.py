@@ -21,7 +21,11 @@ from application.ports import Mailer
 from interfaces.settings import SettingsError
 
 log = logging.getLogger("crm.mail")
-PATHS = {"reset_password": "/reset-password", "verify_email": "/verify-email"}
+PATHS = {
+    "reset_password": "/reset-password",
+    "verify_email": "/verify-email",
+    "accept_invitation": "/accept-invitation",
+}
 
 
 DEFAULT_FROM = "Loved CRM <no-reply@loved-crm.example>"

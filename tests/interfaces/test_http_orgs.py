@@ -305,3 +305,20 @@ def test_every_organization_route_needs_credentials(
     for headers in ({"X-Org-Id": acme.organization_id}, {"Authorization": "Bearer nope"}):
         response = client.request(method, path, json=body, headers=headers)
         assert_problem(response, 401)
+
+
+def test_the_invitation_is_mailed_with_a_link_carrying_its_token(
+    client: TestClient[Any], services: Any
+) -> None:
+    sent: list[tuple[str, str, str]] = []
+
+    class Outbox:
+        def send(self, to: str, subject: str, text: str) -> None:
+            sent.append((to, subject, text))
+
+    services.mailer = Outbox()
+    acme = register(client, "Acme")
+    invited = invite(acme, "guest@example.com", "viewer")
+    [(subject, text)] = [(s, t) for to, s, t in sent if to == "guest@example.com"]
+    assert "Acme" in subject
+    assert f"/accept-invitation?token={invited['token']}" in text
