@@ -4,7 +4,6 @@ two app instances, as two workers would share it); 429 problems with Retry-After
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,18 +21,9 @@ from interfaces.services import build_services
 from interfaces.settings import RateLimit, Settings, load_settings
 from tests.conftest import settings_for
 from tests.support.api import CheapHasher, Tenant, assert_problem, register
+from tests.support.databases import REDIS_URL, redis_available
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ClientFactory = Callable[..., TestClient[Any]]
-
-
-def redis_available() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        return False
 
 
 @pytest.fixture

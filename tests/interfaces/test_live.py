@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,17 +17,7 @@ from interfaces.live import LocalPublisher, channel
 from interfaces.services import Services, build_services
 from tests.conftest import settings_for
 from tests.support.api import register
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_available() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        return False
+from tests.support.databases import REDIS_URL, redis_available
 
 
 @pytest.fixture
