@@ -81,6 +81,8 @@ def crm_server(dbname: str, *, projections: bool = True, **extra_env: str) -> It
         prefix="crm-bench-server-", suffix=".log", delete=False
     )
     args = [_crm(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if os.environ.get("CRM_BENCH_WORKERS"):  # several server processes (CPU shown: supervisor's)
+        args += ["--workers", os.environ["CRM_BENCH_WORKERS"]]
     if not projections:
         args.append("--no-projections")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,7 +107,14 @@ def seed_demo() -> None:
 @click.option(
     "--no-projections", is_flag=True, help="Projectors run elsewhere (`crm projections run`)."
 )
-def serve(host: str, port: int, no_projections: bool) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes; with more than one the projectors run in one child process.",
+)
+def serve(host: str, port: int, no_projections: bool, workers: int) -> None:
     """Serve the HTTP API (and run the projectors in-process unless told not to)."""
     import uvicorn
 
@@ -113,6 +122,11 @@ def serve(host: str, port: int, no_projections: bool) -> None:
     from interfaces.services import build_services
 
     settings = _settings()
+    if workers > 1:
+        _serve_workers(
+            host, port, workers, projectors=settings.run_projections and not no_projections
+        )
+        return
     if no_projections:
         settings = msgspec.structs.replace(settings, run_projections=False)
     # built before the event loop starts: the app sets litestar's thread pool, which it cannot
@@ -135,6 +149,41 @@ def serve(host: str, port: int, no_projections: bool) -> None:
         stop.restore()
     if not server.started and stop.received is None:
         raise SystemExit(3)  # could not start (port taken, start-up failed): logged by uvicorn
+
+
+def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> None:
+    """Several server processes (Python runs one core per process) and one projector process.
+
+    Each worker builds its app from the environment with in-process projectors off, so reads
+    with X-Min-Position poll the positions table; live updates across processes need Redis.
+    """
+    import subprocess
+
+    import uvicorn
+
+    os.environ["CRM_RUN_PROJECTIONS"] = "0"
+    child = None
+    if projectors:
+        command = [sys.executable, "-c", "from interfaces.cli import main; main()"]
+        child = subprocess.Popen([*command, "projections", "run"])  # noqa: S603
+    click.echo(f"Loved CRM on http://{host}:{port} ({workers} workers, projectors in a child)")
+    try:
+        uvicorn.run(
+            "interfaces.http.app:asgi_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 @main.group()

@@ -228,3 +228,30 @@ def test_make_run_serves_the_seeded_demo_from_the_default_database(
         assert server.stop() == 0, server.output()
     finally:
         server.kill()
+
+
+def test_crm_serve_with_workers_serves_from_several_processes_and_one_projector(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    crm = {"CRM_DATABASE_URL": postgres_database, "CRM_SECRET_KEY": SECRET, "CRM_THREADS": "4"}
+    settings = load_settings(crm)
+    engine = make_engine(settings)
+    migrate(settings, engine)
+    engine.dispose()
+    port = free_port()
+    server = Proc(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        child_env(**crm),
+        tmp_path,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, server)
+        drive(base)  # reads after writes wait on the projector child through the positions table
+        assert server.stop() == 0, server.output()
+    finally:
+        server.kill()
+    output = server.output()
+    assert output.count("Application startup complete") == 2, output
+    assert "projectors stopped" in output
+    assert "Traceback" not in output
