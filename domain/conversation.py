@@ -1,0 +1,233 @@
+"""The Conversation aggregate: one organization's messages with one contact on one channel.
+
+Invariants: a provider's message id is recorded once (webhook retries are no-ops); delivery
+statuses only move forward (a `read` arriving before `delivered` is fine, a late `delivered`
+after `read` changes nothing); free text goes out only inside the 24-hour window opened by the
+contact's last inbound message, a template otherwise; a closed conversation takes no messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from domain import values as v
+from domain.base import TenantAggregate
+from domain.errors import InvalidValueError, NotFoundError, RuleViolationError
+from domain.values import Actor
+
+WINDOW = timedelta(hours=24)
+CHANNELS = frozenset({"whatsapp"})
+#: forward order of delivery statuses; `failed` ends a message that was never delivered
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+class WindowClosedError(RuleViolationError):
+    """Free text outside the 24-hour customer-service window: a template is required."""
+
+
+class ConversationClosedError(RuleViolationError):
+    """A closed conversation takes no more messages."""
+
+
+class Conversation(TenantAggregate):
+    """Messages exchanged with one contact, whatever provider carried them."""
+
+    lead_id: UUID
+    channel: str
+    contact: str
+    last_inbound_at: datetime | None
+    statuses: dict[UUID, str]
+    provider_ids: dict[str, UUID]
+    handled_by: UUID | None
+    closed: bool
+
+    def __init__(self) -> None:
+        """State is set by the creation event's apply(); fields are declared for typing."""
+
+    class Started(TenantAggregate.Created):
+        lead_id: UUID
+        channel: str
+        contact: str
+
+        def apply(self, c: Conversation) -> None:
+            c.organization_id = self.organization_id
+            c.lead_id = self.lead_id
+            c.channel = self.channel
+            c.contact = self.contact
+            c.last_inbound_at = None
+            c.statuses = {}
+            c.provider_ids = {}
+            c.handled_by = None
+            c.closed = False
+
+    class MessageReceived(TenantAggregate.Event):
+        message_id: UUID
+        provider_message_id: str
+        provider_type: str
+        text: str
+        contact_name: str | None
+        sent_at: datetime
+
+        def apply(self, c: Conversation) -> None:
+            c.provider_ids[self.provider_message_id] = self.message_id
+            c.statuses[self.message_id] = "received"
+            c.last_inbound_at = max(self.sent_at, c.last_inbound_at or self.sent_at)
+
+    class MessageSent(TenantAggregate.Event):
+        """An outbound message is recorded first; an outbox delivers it (status `queued`)."""
+
+        message_id: UUID
+        provider_type: str
+        text: str | None
+        template_name: str | None
+        template_variables: dict[str, Any]
+
+        def apply(self, c: Conversation) -> None:
+            c.statuses[self.message_id] = "queued"
+
+    class MessageStatusChanged(TenantAggregate.Event):
+        message_id: UUID
+        status: str
+        previous_status: str
+        provider_message_id: str | None
+        error: str | None
+
+        def apply(self, c: Conversation) -> None:
+            c.statuses[self.message_id] = self.status
+            if self.provider_message_id:
+                c.provider_ids[self.provider_message_id] = self.message_id
+
+    class HandedOff(TenantAggregate.Event):
+        to_user_id: UUID | None
+        previous_user_id: UUID | None
+
+        def apply(self, c: Conversation) -> None:
+            c.handled_by = self.to_user_id
+
+    class Closed(TenantAggregate.Event):
+        def apply(self, c: Conversation) -> None:
+            c.closed = True
+
+    @classmethod
+    def start(
+        cls, *, organization_id: UUID, lead_id: UUID, channel: str, contact: str, actor: Actor
+    ) -> Conversation:
+        if channel not in CHANNELS:
+            raise InvalidValueError("channel", f"must be one of {', '.join(sorted(CHANNELS))}")
+        phone = v.phone(contact)
+        if phone is None:
+            raise InvalidValueError("contact", "is required")
+        return cls._create(
+            cls.Started,
+            id=uuid4(),
+            organization_id=organization_id,
+            actor=actor,
+            lead_id=lead_id,
+            channel=channel,
+            contact=phone,
+        )
+
+    def receive(
+        self,
+        *,
+        provider_message_id: str,
+        provider_type: str,
+        text: str,
+        sent_at: datetime,
+        actor: Actor,
+        contact_name: str | None = None,
+    ) -> UUID:
+        """Record an inbound message once; a retry of the same provider id returns its id."""
+        key = v.text("provider_message_id", provider_message_id, max_length=200)
+        if key in self.provider_ids:
+            return self.provider_ids[key]
+        message_id = uuid4()
+        self.trigger_event(
+            self.MessageReceived,
+            message_id=message_id,
+            provider_message_id=key,
+            provider_type=v.text("provider_type", provider_type, max_length=40),
+            text=v.text("text", text, max_length=4096, required=False),
+            contact_name=v.optional_text("contact_name", contact_name, max_length=200),
+            sent_at=sent_at,
+            actor=actor,
+        )
+        return message_id
+
+    def send(
+        self,
+        *,
+        provider_type: str,
+        now: datetime,
+        actor: Actor,
+        text: str | None = None,
+        template_name: str | None = None,
+        template_variables: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Record an outbound message to be delivered; free text only inside the window."""
+        if self.closed:
+            raise ConversationClosedError(f"conversation {self.id} is closed")
+        if (text is None) == (template_name is None):
+            raise InvalidValueError("text", "give either a text or a template")
+        if text is not None and not self.window_open(now):
+            raise WindowClosedError(
+                "the 24-hour window since the contact's last message is closed: send a template"
+            )
+        message_id = uuid4()
+        self.trigger_event(
+            self.MessageSent,
+            message_id=message_id,
+            provider_type=v.text("provider_type", provider_type, max_length=40),
+            text=None if text is None else v.text("text", text, max_length=4096),
+            template_name=v.optional_text("template_name", template_name, max_length=200),
+            template_variables=v.custom_fields(template_variables),
+            actor=actor,
+        )
+        return message_id
+
+    def window_open(self, now: datetime) -> bool:
+        return self.last_inbound_at is not None and now - self.last_inbound_at < WINDOW
+
+    def change_status(
+        self,
+        message_id: UUID,
+        status: str,
+        *,
+        actor: Actor,
+        provider_message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move a sent message's status forward; a stale or repeated status changes nothing."""
+        current = self.statuses.get(message_id)
+        if current is None or current == "received":
+            raise NotFoundError("message", message_id)
+        if status != "failed" and status not in STATUS_RANK:
+            raise InvalidValueError("status", "must be sent, delivered, read or failed")
+        if current == "failed" or status == current:
+            return
+        if status == "failed":
+            if STATUS_RANK[current] >= STATUS_RANK["delivered"]:
+                return  # delivered messages stay delivered
+        elif STATUS_RANK[status] <= STATUS_RANK[current]:
+            return  # statuses may arrive out of order; only move forward
+        self.trigger_event(
+            self.MessageStatusChanged,
+            message_id=message_id,
+            status=status,
+            previous_status=current,
+            provider_message_id=provider_message_id,
+            error=v.optional_text("error", error, max_length=500),
+            actor=actor,
+        )
+
+    def hand_off(self, to_user_id: UUID | None, *, actor: Actor) -> None:
+        if to_user_id != self.handled_by:
+            self.trigger_event(
+                self.HandedOff, to_user_id=to_user_id, previous_user_id=self.handled_by, actor=actor
+            )
+
+    def close(self, *, actor: Actor) -> None:
+        if not self.closed:
+            self.trigger_event(self.Closed, actor=actor)
