@@ -206,13 +206,18 @@ class CrmApplication(Application[UUID]):
             self.after_commit(max(last.values()))
 
     def _fail_with_conflict(self, submission: _Submission) -> None:
-        first = submission.events[0]
-        current = self.current_version(first.originator_id)
-        expected = first.originator_version - 1
-        self._finish(
-            submission,
-            error=VersionConflictError(first.originator_id, current, expected),
+        # report the aggregate that lost the race, not merely the first one of the save
+        firsts: dict[UUID, Event] = {}
+        for event in submission.events:
+            firsts.setdefault(event.originator_id, event)
+        conflicts = [
+            (event, self.current_version(aggregate_id)) for aggregate_id, event in firsts.items()
+        ]
+        event, current = next(
+            ((e, v) for e, v in conflicts if v != e.originator_version - 1), conflicts[0]
         )
+        error = VersionConflictError(event.originator_id, current, event.originator_version - 1)
+        self._finish(submission, error=error)
 
     @staticmethod
     def _finish(

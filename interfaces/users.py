@@ -142,21 +142,17 @@ class SqlAccountTokens:
         )
 
     def revoke_family(self, family_id: UUID, at: datetime) -> None:
-        t = refresh_tokens.c
-        with self.engine.begin() as conn:
-            conn.execute(
-                refresh_tokens.update()
-                .where(t.family_id == family_id, t.revoked_at.is_(None))
-                .values(revoked_at=at)
-            )
+        self._revoke(refresh_tokens.c.family_id == family_id, at)
 
     def revoke_families_of(self, user_id: UUID, at: datetime) -> None:
+        self._revoke(refresh_tokens.c.user_id == user_id, at)
+
+    def _revoke(self, which: sa.ColumnElement[bool], at: datetime) -> None:
+        """Revoke every still-valid refresh token matching `which`."""
         t = refresh_tokens.c
         with self.engine.begin() as conn:
             conn.execute(
-                refresh_tokens.update()
-                .where(t.user_id == user_id, t.revoked_at.is_(None))
-                .values(revoked_at=at)
+                refresh_tokens.update().where(which, t.revoked_at.is_(None)).values(revoked_at=at)
             )
 
     def add_one_time(self, record: OneTimeRecord) -> None:

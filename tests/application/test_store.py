@@ -79,8 +79,10 @@ def test_a_failed_multi_aggregate_save_writes_nothing(services: Services) -> Non
     loaded = app.load(Pipeline, pipeline.id, pipeline.organization_id)
     loaded.add_stage(name="Extra", color="#123456", stage_type=StageType.OPEN, actor=ACTOR)
     stale.add_note("second", actor=ACTOR)
-    with pytest.raises(VersionConflictError):
+    with pytest.raises(VersionConflictError) as raised:
         app.commit(loaded, stale)
+    assert raised.value.aggregate_id == lead.id  # the one that lost the race, not the pipeline
+    assert raised.value.current_version == 2
     assert app.recorder.max_notification_id() == head
     assert len(app.load(Pipeline, pipeline.id, pipeline.organization_id).stages) == 6
 
