@@ -12,6 +12,7 @@
 | organization:write  |   ✓   |         |       |        |
 | members:write       |   ✓   |         |       |        |
 | api_keys:manage     |   ✓   |         |       |        |
+| integrations:manage |   ✓   |         |       |        |
 
 "own": sales change only leads assigned to them, and capture leads only for themselves (the
 guard checks the lead's assignee on routes that declare `own`). API keys carry scopes instead
@@ -37,6 +38,7 @@ class Permission(StrEnum):
     MEMBERS_READ = "members:read"
     MEMBERS_WRITE = "members:write"
     API_KEYS_MANAGE = "api_keys:manage"
+    INTEGRATIONS_MANAGE = "integrations:manage"
 
 
 _READ = frozenset(
@@ -48,7 +50,12 @@ _READ = frozenset(
     }
 )
 _ADMINISTRATION = frozenset(
-    {Permission.ORGANIZATION_WRITE, Permission.MEMBERS_WRITE, Permission.API_KEYS_MANAGE}
+    {
+        Permission.ORGANIZATION_WRITE,
+        Permission.MEMBERS_WRITE,
+        Permission.API_KEYS_MANAGE,
+        Permission.INTEGRATIONS_MANAGE,
+    }
 )
 
 MATRIX: dict[Role, frozenset[Permission]] = {

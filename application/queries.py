@@ -84,7 +84,10 @@ class Page(msgspec.Struct, frozen=True):
 
 
 class Activity(msgspec.Struct, frozen=True):
-    version: int
+    """One timeline entry: a lead event (its `version`) or a message or call of the lead."""
+
+    version: int | None
+    position: int
     activity_type: str
     title: str
     occurred_at: datetime
@@ -334,12 +337,13 @@ def timeline(
     c = rm_lead_timeline.c
     query = sa.select(rm_lead_timeline).where(c.organization_id == org, c.lead_id == lead_id)
     if cursor:
-        query = query.where(c.version < _number_cursor(cursor))
+        query = query.where(c.position < _number_cursor(cursor))
     size = _limit(limit)
-    rows = conn.execute(query.order_by(c.version.desc()).limit(size + 1)).mappings()
+    rows = conn.execute(query.order_by(c.position.desc()).limit(size + 1)).mappings()
     items = [
         Activity(
             version=r["version"],
+            position=r["position"],
             activity_type=r["activity_type"],
             title=r["title"],
             occurred_at=r["occurred_at"],
@@ -352,7 +356,7 @@ def timeline(
     next_cursor = None
     if len(items) > size:
         items = items[:size]
-        next_cursor = encode_cursor(items[-1].version)
+        next_cursor = encode_cursor(items[-1].position)
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -57,6 +57,14 @@ class Call(TenantAggregate):
             call.outcome = None
             call.recordings = []
 
+    class Dialed(TenantAggregate.Event):
+        """The provider accepted an outbound call and named it (its call id)."""
+
+        provider_call_id: str
+
+        def apply(self, call: Call) -> None:
+            call.provider_call_id = self.provider_call_id
+
     class Progressed(TenantAggregate.Event):
         """Ringing or answered, as the provider reported it."""
 
@@ -103,6 +111,7 @@ class Call(TenantAggregate):
         to_number: str,
         actor: Actor,
         provider_call_id: str | None = None,
+        id: UUID | None = None,
     ) -> Call:
         if direction not in DIRECTIONS:
             raise InvalidValueError("direction", "must be inbound or outbound")
@@ -112,7 +121,7 @@ class Call(TenantAggregate):
                 raise InvalidValueError(field, "is required")
         return cls._create(
             cls.Started,
-            id=uuid4(),
+            id=id or uuid4(),
             organization_id=organization_id,
             actor=actor,
             lead_id=lead_id,
@@ -121,6 +130,14 @@ class Call(TenantAggregate):
             provider_call_id=v.optional_text("provider_call_id", provider_call_id, max_length=200),
             **numbers,
         )
+
+    def dialed(self, provider_call_id: str, *, actor: Actor) -> None:
+        """Record the provider's id for a call we placed; a repeat changes nothing."""
+        key = v.text("provider_call_id", provider_call_id, max_length=200)
+        if self.provider_call_id is None:
+            self.trigger_event(self.Dialed, provider_call_id=key, actor=actor)
+        elif self.provider_call_id != key:
+            raise RuleViolationError("the call already has another provider call id")
 
     def progress(
         self,

@@ -82,6 +82,7 @@ class Conversation(TenantAggregate):
         provider_type: str
         text: str | None
         template_name: str | None
+        template_language: str | None
         template_variables: dict[str, Any]
 
         def apply(self, c: Conversation) -> None:
@@ -112,7 +113,14 @@ class Conversation(TenantAggregate):
 
     @classmethod
     def start(
-        cls, *, organization_id: UUID, lead_id: UUID, channel: str, contact: str, actor: Actor
+        cls,
+        *,
+        organization_id: UUID,
+        lead_id: UUID,
+        channel: str,
+        contact: str,
+        actor: Actor,
+        id: UUID | None = None,
     ) -> Conversation:
         if channel not in CHANNELS:
             raise InvalidValueError("channel", f"must be one of {', '.join(sorted(CHANNELS))}")
@@ -121,7 +129,7 @@ class Conversation(TenantAggregate):
             raise InvalidValueError("contact", "is required")
         return cls._create(
             cls.Started,
-            id=uuid4(),
+            id=id or uuid4(),
             organization_id=organization_id,
             actor=actor,
             lead_id=lead_id,
@@ -164,6 +172,7 @@ class Conversation(TenantAggregate):
         actor: Actor,
         text: str | None = None,
         template_name: str | None = None,
+        template_language: str | None = None,
         template_variables: dict[str, Any] | None = None,
     ) -> UUID:
         """Record an outbound message to be delivered; free text only inside the window."""
@@ -182,6 +191,9 @@ class Conversation(TenantAggregate):
             provider_type=v.text("provider_type", provider_type, max_length=40),
             text=None if text is None else v.text("text", text, max_length=4096),
             template_name=v.optional_text("template_name", template_name, max_length=200),
+            template_language=v.optional_text(
+                "template_language", template_language, max_length=20
+            ),
             template_variables=v.custom_fields(template_variables),
             actor=actor,
         )

@@ -12,6 +12,7 @@ from functools import cache
 from uuid import UUID, uuid4
 from zoneinfo import available_timezones
 
+from domain import integrations
 from domain import values as v
 from domain.base import TenantAggregate
 from domain.errors import (
@@ -82,6 +83,8 @@ class Organization(TenantAggregate):
     members: dict[UUID, Role]
     invitations: dict[UUID, Invitation]
     api_keys: dict[UUID, ApiKey]
+    providers: dict[str, dict[str, integrations.ProviderConfig]]
+    active_providers: dict[str, str]
 
     def __init__(self) -> None:
         """State is set by the creation event's apply(); fields are declared for typing."""
@@ -97,6 +100,8 @@ class Organization(TenantAggregate):
             org.members = {self.owner_user_id: Role.ADMIN}
             org.invitations = {}
             org.api_keys = {}
+            org.providers = {}
+            org.active_providers = {}
 
     class Renamed(TenantAggregate.Event):
         name: str
@@ -186,6 +191,39 @@ class Organization(TenantAggregate):
 
         def apply(self, org: Organization) -> None:
             org.api_keys[self.key_id] = replace(org.api_keys[self.key_id], revoked=True)
+
+    class ProviderConfigured(TenantAggregate.Event):
+        """A provider's settings were set or changed; secrets are sealed, never plain."""
+
+        kind: str
+        provider_type: str
+        settings: dict[str, str]
+        sealed_secrets: dict[str, str]
+        numbers: list[str]
+        activated: bool
+
+        def apply(self, org: Organization) -> None:
+            org.providers.setdefault(self.kind, {})[self.provider_type] = (
+                integrations.ProviderConfig(
+                    self.kind,
+                    self.provider_type,
+                    dict(self.settings),
+                    dict(self.sealed_secrets),
+                    tuple(self.numbers),
+                )
+            )
+            if self.activated:
+                org.active_providers[self.kind] = self.provider_type
+
+    class ProviderSwitched(TenantAggregate.Event):
+        """The active provider of a kind changed (hot swap; history stays one)."""
+
+        kind: str
+        provider_type: str
+        previous_provider_type: str | None
+
+        def apply(self, org: Organization) -> None:
+            org.active_providers[self.kind] = self.provider_type
 
     @classmethod
     def register(
@@ -349,6 +387,67 @@ class Organization(TenantAggregate):
     def revoke_api_key(self, key_id: UUID, *, actor: Actor) -> None:
         if not self.api_key(key_id).revoked:
             self.trigger_event(self.ApiKeyRevoked, key_id=key_id, actor=actor)
+
+    # provider integrations
+
+    def configure_provider(
+        self,
+        kind: str,
+        provider_type: str,
+        *,
+        settings: dict[str, str],
+        sealed_secrets: dict[str, str],
+        numbers: list[str],
+        actor: Actor,
+        activate: bool = True,
+    ) -> None:
+        """Set a provider's settings; the first one of a kind becomes active either way."""
+        previous = self.providers.get(kind, {}).get(provider_type)
+        clean, secrets, phones = integrations.check_settings(
+            kind, provider_type, settings, sealed_secrets, numbers, previous
+        )
+        activated = (activate or kind not in self.active_providers) and (
+            self.active_providers.get(kind) != provider_type
+        )
+        if previous is not None and not activated:
+            same = (previous.settings, previous.sealed_secrets, previous.numbers)
+            if same == (clean, secrets, phones):
+                return
+        self.trigger_event(
+            self.ProviderConfigured,
+            kind=kind,
+            provider_type=provider_type,
+            settings=clean,
+            sealed_secrets=secrets,
+            numbers=list(phones),
+            activated=activated,
+            actor=actor,
+        )
+
+    def switch_provider(self, kind: str, provider_type: str, *, actor: Actor) -> None:
+        integrations.schema(kind, provider_type)
+        if provider_type not in self.providers.get(kind, {}):
+            raise RuleViolationError(
+                f"{provider_type} is not configured: set it up before switching to it"
+            )
+        current = self.active_providers.get(kind)
+        if current != provider_type:
+            self.trigger_event(
+                self.ProviderSwitched,
+                kind=kind,
+                provider_type=provider_type,
+                previous_provider_type=current,
+                actor=actor,
+            )
+
+    def provider(
+        self, kind: str, provider_type: str | None = None
+    ) -> integrations.ProviderConfig | None:
+        """A configured provider of a kind (the active one when no type is given)."""
+        name = provider_type or self.active_providers.get(kind)
+        if name is None:
+            return None
+        return self.providers.get(kind, {}).get(name)
 
     def _active_key(self, key_id: UUID) -> ApiKey:
         key = self.api_key(key_id)

@@ -27,6 +27,7 @@ KINDS = frozenset(
         "password_reset_completed",
         "token_reuse_detected",
         "rate_limited",
+        "webhook_rejected",
     }
 )
 

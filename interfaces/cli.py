@@ -81,6 +81,10 @@ def migrate() -> None:
     click.echo("database is up to date")
 
 
+#: seconds a stopping server waits for open requests (live streams never end on their own)
+GRACE_SECONDS = 5
+
+
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Create the demo organization (once) and print its login."""
@@ -137,7 +141,14 @@ def serve(host: str, port: int, no_projections: bool, workers: int) -> None:
     mode = "projectors elsewhere" if not settings.run_projections else "projectors in-process"
     click.echo(f"Loved CRM on http://{host}:{port} ({backend}, {mode})")
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=GRACE_SECONDS,  # open live streams end after this
+        )
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
     # installed before it: this one, so a requested stop exits with status 0 (a signal that
@@ -176,6 +187,7 @@ def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> N
             workers=workers,
             log_level="info",
             access_log=False,
+            timeout_graceful_shutdown=GRACE_SECONDS,
         )
     finally:
         if child is not None:
@@ -225,9 +237,13 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
 @click.option("--poll-interval", default=0.1, show_default=True, type=click.FloatRange(0.01, 60))
 def projections_run(poll_interval: float) -> None:
     """Run every projector in this process until SIGINT (Ctrl+C) or SIGTERM."""
+    from interfaces.outbox import waking
+
     services, runner = _runner()
     stop = _StopSignals()
     try:
+        if services.settings.outbox:  # sends are delivered where their outbox rows are made
+            runner.after_batch = waking(runner.after_batch, services.start_outbox())
         runner.start(poll_interval=poll_interval)
         click.echo("projectors running; Ctrl+C or SIGTERM to stop")
         while stop.received is None:
@@ -304,3 +320,111 @@ def projections_rebuild(name: str) -> None:
     finally:
         services.close()
     click.echo(f"{name} rebuilt: {head} events in the log, {rows} rows")
+
+
+@main.group()
+def outbox() -> None:
+    """Deliver recorded sends (WhatsApp messages, calls) through the providers."""
+
+
+@outbox.command("run")
+@click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 60))
+def outbox_run(poll_interval: float) -> None:
+    """Run the outbox dispatcher in this process until SIGINT (Ctrl+C) or SIGTERM.
+
+    Run the projectors and the API with CRM_OUTBOX=off to deliver from here only (running
+    both is safe: each send is claimed by one dispatcher).
+    """
+    from interfaces.services import build_services
+
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+    stop = _StopSignals()
+    try:
+        services.start_outbox(poll_interval=poll_interval)
+        click.echo("outbox running; Ctrl+C or SIGTERM to stop")
+        while stop.received is None:
+            time.sleep(0.05)
+        click.echo(f"{signal.Signals(stop.received).name}: finishing the current delivery")
+    finally:
+        services.close()
+        stop.restore()
+    click.echo("outbox stopped")
+
+
+@outbox.command("status")
+def outbox_status() -> None:
+    """Print how many sends are pending, being sent, done and failed."""
+    from interfaces.services import build_services
+    from projections.outbox import counts
+
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+        try:
+            with services.engine.connect() as conn:
+                found = counts(conn)
+        finally:
+            services.close()
+    for status in ("pending", "sending", "done", "failed"):
+        click.echo(f"{status:<8} {found.get(status, 0):>8}")
+
+
+@main.command("simulate-inbound")
+@click.option("--org", "organization", default=None, help="organization id (default: the demo's)")
+@click.option("--from", "sender", default="+5511987654321", show_default=True)
+@click.option("--name", default="Ana Lima", show_default=True)
+@click.option("--text", default="Oi! Quero um orçamento.", show_default=True)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+def simulate_inbound(organization: str | None, sender: str, name: str, text: str, url: str) -> None:
+    """Post a WhatsApp message to a running server, signed as Meta would sign it (local demos)."""
+    from uuid import UUID
+
+    from interfaces.demo import DEMO_EMAIL
+    from interfaces.services import build_services
+    from interfaces.simulate import simulate
+
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+    try:
+        if organization is None:
+            demo = services.users.by_email(DEMO_EMAIL)
+            orgs = [] if demo is None else _organizations_of(services, demo.id)
+            if not orgs:
+                raise click.ClickException(
+                    "no demo organization: run `crm seed-demo` or pass --org"
+                )
+            org_id = orgs[0]
+        else:
+            try:
+                org_id = UUID(organization)
+            except ValueError:
+                raise click.BadParameter("not a UUID", param_hint="--org") from None
+        response = simulate(services, org_id, url, sender, name, text)
+    except httpx_errors() as error:
+        raise click.ClickException(f"could not reach {url}: {error}") from None
+    finally:
+        services.close()
+    click.echo(f"{response.status_code} {response.text}")
+    if response.status_code != 200:
+        raise SystemExit(1)
+
+
+def httpx_errors() -> type[Exception]:
+    import httpx
+
+    return httpx.HTTPError
+
+
+def _organizations_of(services: Any, user_id: Any) -> list[Any]:
+    import sqlalchemy as sa
+
+    from projections.directory import rm_members
+
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(rm_members.c.organization_id).where(rm_members.c.user_id == user_id)
+        )
+        return [row[0] for row in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from application import leads
+from application import integrations, leads
 from application.accounts import Register, register
 from application.context import Ctx
 from domain.values import Actor, Role
@@ -12,6 +12,17 @@ from interfaces.services import Services
 
 DEMO_EMAIL = "demo@loved-crm.example"
 DEMO_PASSWORD = "demo-password-123"
+
+#: the demo's WhatsApp Business API: no Meta account behind it, so outbound sends keep failing
+#: (unreachable) until you set up real credentials; inbound works with `crm simulate-inbound`
+DEMO_WHATSAPP = integrations.WhatsAppSetup(
+    provider="business_api",
+    phone_number_id="demo-phone-number-id",
+    base_url="http://127.0.0.1:9",
+    access_token="demo-access-token",
+    app_secret="demo-app-secret",
+    verify_token="demo-verify-token",
+)
 
 DEMO_LEADS = [
     ("Maria Silva", "Padaria Silva", "whatsapp", "4500"),
@@ -38,4 +49,7 @@ def seed(services: Services) -> tuple[str, str, bool]:
             full_name=name, company=company, source=source, estimated_value=Decimal(value)
         )
         leads.capture_lead(services.app, cmd, ctx)
+    integrations.setup_provider(
+        services.app, services.secret_box, integrations.WHATSAPP, DEMO_WHATSAPP, ctx
+    )
     return DEMO_EMAIL, DEMO_PASSWORD, True

@@ -1,41 +1,96 @@
 """Live change notifications: after each projected batch, tell each organization what changed.
 
 With CRM_REDIS_URL the message is PUBLISHed on `org:{organization_id}:changes` (any process can
-subscribe); on the embedded default it fans out to in-process subscribers.
+subscribe); on the embedded default it fans out to in-process subscribers. A message names the
+projection, its position and up to MAX_CHANGES summaries of the organization's events in the
+batch — never another organization's — so a client knows what to fetch again without polling.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-import queue
 import threading
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 from uuid import UUID
 
 import redis
+import redis.asyncio as aredis
 
 log = logging.getLogger("crm.live")
+
+#: summaries per message; a bigger batch sets `truncated` (the client then refetches broadly)
+MAX_CHANGES = 100
+
+
+class Change(Protocol):
+    """What a message says of one event (the runner's Envelope)."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def type_name(self) -> str: ...
+
+    @property
+    def event(self) -> Any: ...
 
 
 def channel(organization_id: UUID) -> str:
     return f"org:{organization_id}:changes"
 
 
-def message(projection: str, position: int, organization_id: UUID) -> str:
+def message(
+    projection: str, position: int, organization_id: UUID, changes: Sequence[Change] = ()
+) -> str:
     return json.dumps(
-        {"organization_id": str(organization_id), "projection": projection, "position": position}
+        {
+            "organization_id": str(organization_id),
+            "projection": projection,
+            "position": position,
+            "changes": [
+                {
+                    "event": c.type_name,
+                    "aggregate_id": str(c.event.originator_id),
+                    "position": c.position,
+                }
+                for c in changes[:MAX_CHANGES]
+            ],
+            "truncated": len(changes) > MAX_CHANGES,
+        }
     )
+
+
+def _messages(
+    projection: str,
+    organizations: Mapping[UUID, int],
+    changes: Mapping[UUID, Sequence[Change]] | None,
+) -> list[tuple[UUID, str]]:
+    found = changes or {}
+    return [
+        (org, message(projection, position, org, found.get(org, ())))
+        for org, position in organizations.items()
+    ]
 
 
 class RedisPublisher:
     def __init__(self, url: str) -> None:
+        self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
-    def __call__(self, projection: str, organizations: dict[UUID, int]) -> None:
+    def __call__(
+        self,
+        projection: str,
+        organizations: Mapping[UUID, int],
+        changes: Mapping[UUID, Sequence[Change]] | None = None,
+    ) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for org, position in organizations.items():
-            pipe.publish(channel(org), message(projection, position, org))
+        for org, text in _messages(projection, organizations, changes):
+            pipe.publish(channel(org), text)
         pipe.execute()
 
     def ping(self) -> bool:
@@ -48,36 +103,161 @@ class RedisPublisher:
         self.client.close()
 
 
+class Sink(Protocol):
+    """Receives an organization's messages; `put` is called from the projector's thread."""
+
+    def put(self, item: str) -> None: ...
+
+
 class LocalPublisher:
     """In-process fan-out for one server process (no Redis)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: dict[UUID, list[queue.SimpleQueue[str]]] = defaultdict(list)
+        self._subscribers: dict[UUID, list[Sink]] = defaultdict(list)
 
-    def subscribe(self, organization_id: UUID) -> queue.SimpleQueue[str]:
-        inbox: queue.SimpleQueue[str] = queue.SimpleQueue()
+    def subscribe(self, organization_id: UUID, inbox: Sink) -> Sink:
         with self._lock:
             self._subscribers[organization_id].append(inbox)
         return inbox
 
-    def unsubscribe(self, organization_id: UUID, inbox: queue.SimpleQueue[str]) -> None:
+    def unsubscribe(self, organization_id: UUID, inbox: Sink) -> None:
         with self._lock:
-            if inbox in self._subscribers.get(organization_id, []):
-                self._subscribers[organization_id].remove(inbox)
+            inboxes = self._subscribers.get(organization_id)
+            if inboxes is not None and inbox in inboxes:
+                inboxes.remove(inbox)
+                if not inboxes:
+                    del self._subscribers[organization_id]
 
-    def __call__(self, projection: str, organizations: dict[UUID, int]) -> None:
+    def subscribers(self, organization_id: UUID) -> int:
         with self._lock:
-            targets = [
-                (org, position, list(self._subscribers.get(org, [])))
-                for org, position in organizations.items()
-            ]
-        for org, position, inboxes in targets:
-            for inbox in inboxes:
-                inbox.put(message(projection, position, org))
+            return len(self._subscribers.get(organization_id, ()))
+
+    def __call__(
+        self,
+        projection: str,
+        organizations: Mapping[UUID, int],
+        changes: Mapping[UUID, Sequence[Change]] | None = None,
+    ) -> None:
+        with self._lock:
+            wanted = {org: list(self._subscribers.get(org, ())) for org in organizations}
+        if not any(wanted.values()):
+            return  # nobody listens: skip building the messages
+        for org, text in _messages(projection, organizations, changes):
+            for inbox in wanted[org]:
+                try:
+                    inbox.put(text)
+                except Exception:  # one gone subscriber must not starve the others
+                    log.exception("could not hand a change to a subscriber")
 
     def ping(self) -> bool:
         return True
 
     def close(self) -> None:
         pass
+
+
+class LoopInbox:
+    """A Sink that hands messages to an asyncio queue of the loop it was made on.
+
+    Thread-safe and never blocks the projector: a subscriber too slow to keep `maxsize`
+    messages is marked `overflowed` (it should refetch) instead of holding up the others.
+    """
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def put(self, item: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+            self.loop.call_soon_threadsafe(self._deliver, item)
+
+    def _deliver(self, item: str) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class Subscription(Protocol):
+    """One organization's messages, read on the event loop."""
+
+    async def next(self, timeout: float) -> str | None:
+        """The next message, or None when `timeout` seconds passed without one."""
+
+    async def close(self) -> None: ...
+
+
+class LocalSubscription:
+    def __init__(self, publisher: LocalPublisher, organization_id: UUID) -> None:
+        self.publisher = publisher
+        self.organization_id = organization_id
+        self.inbox = LoopInbox()
+        publisher.subscribe(organization_id, self.inbox)
+
+    async def next(self, timeout: float) -> str | None:
+        if self.inbox.overflowed:
+            raise SubscriberTooSlowError(self.organization_id)
+        try:
+            return await asyncio.wait_for(self.inbox.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        self.publisher.unsubscribe(self.organization_id, self.inbox)
+
+
+class RedisSubscription:
+    """A pub/sub connection of its own, made on the running loop (redis.asyncio needs that)."""
+
+    def __init__(self, url: str, organization_id: UUID) -> None:
+        self.client = aredis.Redis.from_url(url, socket_connect_timeout=2)
+        self.pubsub = self.client.pubsub()
+        self.channel = channel(organization_id)
+
+    async def open(self, timeout: float = 5.0) -> None:
+        """Subscribe and wait for Redis to confirm, so no change published after this is lost."""
+        await self.pubsub.subscribe(self.channel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            found = await self.pubsub.get_message(timeout=left)
+            if found is not None and found.get("type") == "subscribe":
+                return
+        raise TimeoutError(f"Redis did not confirm the subscription to {self.channel}")
+
+    async def next(self, timeout: float) -> str | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            found = await self.pubsub.get_message(timeout=left)
+            if found is not None and found.get("type") == "message":
+                data = found["data"]
+                return data.decode() if isinstance(data, bytes) else str(data)
+        return None
+
+    async def close(self) -> None:
+        try:
+            await self.pubsub.aclose()
+        finally:
+            await self.client.aclose()
+
+
+class SubscriberTooSlowError(Exception):
+    """The subscriber fell too far behind; it should reconnect and refetch."""
+
+
+async def subscribe(
+    live: RedisPublisher | LocalPublisher, organization_id: UUID
+) -> RedisSubscription | LocalSubscription:
+    """One organization's changes, from wherever this process's publisher sends them."""
+    if isinstance(live, RedisPublisher):
+        subscription = RedisSubscription(live.url, organization_id)
+        try:
+            await subscription.open()
+        except BaseException:
+            await subscription.close()
+            raise
+        return subscription
+    return LocalSubscription(live, organization_id)

@@ -11,10 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from application.ports import Mailer
+from application.providers import ProviderFactory, SecretBox
 from application.store import CrmApplication
+from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine
 from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
 from interfaces.live import LocalPublisher, RedisPublisher
+from interfaces.outbox import OutboxWorker, waking
 from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
 from interfaces.settings import Settings
 from interfaces.users import SqlAccountTokens, SqlUserRepository
@@ -43,6 +46,8 @@ class Services:
         account_tokens: SqlAccountTokens | None = None,
         mailer: Mailer | None = None,
         email: EmailSettings | None = None,
+        secret_box: SecretBox | None = None,
+        providers: ProviderFactory | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -55,10 +60,33 @@ class Services:
         self.account_tokens = account_tokens or SqlAccountTokens(engine)
         self.email = email or EmailSettings()
         self.mailer: Mailer = mailer or LogMailer()
+        self.secret_box: SecretBox = secret_box or secret_box_for(
+            settings.master_key, settings.secret_key
+        )
+        self._providers = providers
         self._started = False
+        self.outbox: OutboxWorker | None = None
+
+    @property
+    def providers(self) -> ProviderFactory:
+        """Adapters to the providers' APIs (built on first use: most requests need none)."""
+        if self._providers is None:
+            from interfaces.providers.factory import HttpProviderFactory
+
+            self._providers = HttpProviderFactory()
+        return self._providers
+
+    def find_lead_by_phone(self, organization_id: UUID, phone: str) -> UUID | None:
+        """A lead of the organization whose phone is this E.164 number (the oldest first)."""
+        from application.conversations import lead_by_phone
+
+        with self.reading(organization_id) as conn:
+            return lead_by_phone(conn, organization_id, phone)
 
     def start_projections(self) -> None:
         if self.runner is not None and not self._started:
+            if self.settings.outbox:  # sends are delivered where their outbox rows are made
+                self.start_outbox()
             self.runner.start()
             self._started = True
 
@@ -66,6 +94,21 @@ class Services:
         if self.runner is not None and self._started:
             self.runner.stop()
             self._started = False
+        self.stop_outbox()
+
+    def start_outbox(self, poll_interval: float = 1.0) -> OutboxWorker:
+        """Deliver recorded sends in a background thread, woken by this process's projectors."""
+        if self.outbox is None:
+            self.outbox = OutboxWorker.for_services(self, poll_interval=poll_interval)
+            if self.runner is not None:
+                self.runner.after_batch = waking(self.runner.after_batch, self.outbox)
+            self.outbox.start()
+        return self.outbox
+
+    def stop_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.stop()
+            self.outbox = None
 
     @contextmanager
     def reading(self, organization_id: UUID) -> Iterator[Connection]:

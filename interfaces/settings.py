@@ -41,6 +41,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_org: RateLimit | None = RateLimit(1200, 60.0)
     trust_proxy: bool = False
     log_level: str = "INFO"
+    #: seals provider secrets (and, later, personal-data keys); see interfaces/crypto.py
+    master_key: str = ""
+    #: the public base URL providers call back (webhooks, call status callbacks)
+    public_url: str = "http://127.0.0.1:8000"
+    #: deliver recorded sends (messages, calls) from this process's projector host; turn off
+    #: where `crm outbox run` does it instead
+    outbox: bool = True
 
     @property
     def is_postgres(self) -> bool:
@@ -78,9 +85,9 @@ def _validate_database_url(url: str) -> str:
     return "postgresql://" + url.split("://", 1)[1]
 
 
-def _demo_secret(database_url: str) -> str:
+def _demo_secret(database_url: str, name: str = "secret_key") -> str:
     """The embedded demo keeps a random key beside its database, so logins survive restarts."""
-    path = Path(database_url.removeprefix("sqlite:///")).parent / "secret_key"
+    path = Path(database_url.removeprefix("sqlite:///")).parent / name
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # created readable by its owner only, never visible with looser permissions
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -180,6 +187,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret = _demo_secret(database_url)
     if len(secret) < MIN_SECRET:
         raise SettingsError(f"CRM_SECRET_KEY must have at least {MIN_SECRET} characters")
+    master = env.get("CRM_MASTER_KEY") or ""
+    if master and len(master) < MIN_SECRET:
+        raise SettingsError(f"CRM_MASTER_KEY must have at least {MIN_SECRET} characters")
+    if not master and database_url.startswith("sqlite"):
+        master = _demo_secret(database_url, "master_key")
+    public_url = (env.get("CRM_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+        raise SettingsError(f"CRM_PUBLIC_URL={public_url!r} must be an http(s):// URL")
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -193,4 +208,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_org=_rate_limit(env, "CRM_RATE_LIMIT_ORG", RateLimit(1200, 60.0)),
         trust_proxy=_flag(env, "CRM_TRUST_PROXY", False),
         log_level=_log_level(env),
+        master_key=master,
+        public_url=public_url,
+        outbox=_flag(env, "CRM_OUTBOX", True),
     )

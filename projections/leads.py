@@ -27,6 +27,7 @@ from projections.base import (
     jsonable,
     metadata,
 )
+from projections.phones import e164
 
 rm_stages = sa.Table(
     "rm_stages",
@@ -52,6 +53,7 @@ rm_leads = sa.Table(
     sa.Column("full_name", sa.String(200), nullable=False),
     sa.Column("email", sa.String(254)),
     sa.Column("phone", sa.String(32)),
+    sa.Column("phone_e164", sa.String(20)),  # how inbound messages and calls find their lead
     sa.Column("company", sa.String(200)),
     sa.Column("source", sa.String(100)),
     sa.Column("value_cents", sa.BigInteger),
@@ -75,6 +77,7 @@ rm_leads = sa.Table(
     ),
     sa.Index("ix_rm_leads_created", "organization_id", "created_at", "lead_id"),
     sa.Index("ix_rm_leads_assignee", "organization_id", "assignee_id", "created_at"),
+    sa.Index("ix_rm_leads_phone", "organization_id", "phone_e164"),
 )
 
 LEAD_EVENTS = {f"Lead.{n}" for n in ("Captured", "DetailsChanged", "MovedToStage", "Assigned")}
@@ -157,6 +160,7 @@ class LeadsProjector(Projector):
             "full_name": e.full_name,
             "email": e.email,
             "phone": e.phone,
+            "phone_e164": e164(e.phone),
             "company": e.company,
             "source": e.source,
             "value_cents": None if e.estimated_value is None else cents(e.estimated_value),
@@ -181,6 +185,8 @@ class LeadsProjector(Projector):
                     row["value_cents"] = None if value is None else cents(value)
                 elif field == "custom_fields":
                     row["custom_fields"] = jsonable(value)
+                elif field == "phone":
+                    row.update(phone=value, phone_e164=e164(value))
                 else:
                     row[field] = value
         elif isinstance(e, Lead.MovedToStage):

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from projections.audit import AuditProjector
 from projections.base import Projector
+from projections.calls import CallsProjector
+from projections.conversations import ConversationsProjector
 from projections.directory import DirectoryProjector
 from projections.leads import LeadsProjector
+from projections.outbox import OutboxProjector
 from projections.timeline import TimelineProjector
 
 
 def all_projectors() -> list[Projector]:
+    # conversations read the leads model's assignees: they come after it
     return [
         LeadsProjector(),
+        ConversationsProjector(),
+        CallsProjector(),
         TimelineProjector(),
         AuditProjector(),
         DirectoryProjector(),
+        OutboxProjector(),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 from projections.base import Envelope, Projector, positions
 
 log = logging.getLogger(__name__)
+
+
+#: told (projection, {organization: its last position in the batch}, {organization: its events
+#: in the batch, in log order}) after each commit; events without an organization are left out
+AfterBatch = Callable[[str, Mapping[UUID, int], Mapping[UUID, Sequence[Envelope]]], None]
 
 
 class PositionConflictError(Exception):
@@ -44,6 +49,20 @@ def ensure_position_rows(engine: Engine, names: Iterable[str]) -> None:
                 )
 
 
+def announce(listener: AfterBatch, name: str, batch: Sequence[Envelope]) -> None:
+    """Tell the listener what the committed batch changed, organization by organization."""
+    changes: dict[UUID, list[Envelope]] = {}
+    for e in batch:
+        org = getattr(e.event, "organization_id", None)
+        if org is not None:
+            changes.setdefault(org, []).append(e)
+    orgs = {org: events[-1].position for org, events in changes.items()}
+    try:
+        listener(name, orgs, changes)
+    except Exception:  # the batch is committed: a lost notification must not undo it
+        log.exception("after-batch notification failed")
+
+
 class ProjectionRunner:
     """Keeps each projector's tables up to date with the event log."""
 
@@ -56,7 +75,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         before_batch: Callable[[Connection], None] | None = None,
-        after_batch: Callable[[str, dict[UUID, int]], None] | None = None,
+        after_batch: AfterBatch | None = None,
     ) -> None:
         self.engine = engine
         self.recorder = recorder
@@ -64,7 +83,6 @@ class ProjectionRunner:
         self.projectors = list(projectors)
         self.batch_size = batch_size
         self.before_batch = before_batch
-        #: told (projection, {organization: its last position in the batch}) after each commit
         self.after_batch = after_batch
         self._wake = threading.Event()
         self._progress = threading.Condition()
@@ -150,15 +168,7 @@ class ProjectionRunner:
                 projector.process(conn, batch)
         self._publish(projector.name, last)
         if batch and self.after_batch is not None:
-            orgs = {
-                e.event.organization_id: e.position
-                for e in batch
-                if hasattr(e.event, "organization_id")
-            }
-            try:
-                self.after_batch(projector.name, orgs)
-            except Exception:
-                log.exception("after-batch notification failed")
+            announce(self.after_batch, projector.name, batch)
         return len(notifications)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:

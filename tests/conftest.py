@@ -27,8 +27,9 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def settings_for(url: str, **extra: str) -> Settings:
-    # rate limits are tested on their own; elsewhere they would turn generated traffic into 429s
-    base = {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off"}
+    # rate limits are tested on their own; elsewhere they would turn generated traffic into 429s;
+    # the outbox too (tests/application/test_outbox.py): elsewhere it would call real providers
+    base = {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off", "CRM_OUTBOX": "off"}
     return load_settings(base | {"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": SECRET, **extra})
 
 

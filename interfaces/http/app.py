@@ -14,8 +14,14 @@ from interfaces.http.api_keys import ApiKeyController
 from interfaces.http.audit import AuditController
 from interfaces.http.auth import AuthController
 from interfaces.http.common import refuse_nul_characters
+from interfaces.http.communications import (
+    ConversationCommandController,
+    LeadCommunicationController,
+)
 from interfaces.http.headers import cors_config, security_headers
 from interfaces.http.health import health
+from interfaces.http.inbox import InboxController
+from interfaces.http.integrations import IntegrationController
 from interfaces.http.leads import LeadController
 from interfaces.http.openapi import document_problems
 from interfaces.http.organizations import OrganizationAccessController, OrganizationController
@@ -23,7 +29,9 @@ from interfaces.http.pipeline import PipelineController
 from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
+from interfaces.http.stream import LiveController, live_socket
 from interfaces.http.users import UserController
+from interfaces.http.webhooks import WebhookController
 from interfaces.logs import configure_logging
 from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
@@ -62,12 +70,19 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             AuthController,
             UserController,
             LeadController,
+            InboxController,
             PipelineController,
             AuditController,
             OrganizationController,
             OrganizationAccessController,
             ApiKeyController,
+            IntegrationController,
+            LeadCommunicationController,
+            ConversationCommandController,
+            WebhookController,
             health,
+            LiveController,
+            live_socket,
         ],
         state=State({"services": svc}),
         exception_handlers=EXCEPTION_HANDLERS,

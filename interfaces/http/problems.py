@@ -12,7 +12,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from application.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
+from application.providers import ProviderError
 from application.security import record_incident
+from domain.conversation import WindowClosedError
 from domain.errors import (
     DomainError,
     ForeignAggregateError,
@@ -39,6 +41,7 @@ TITLES = {
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
 }
 
@@ -85,6 +88,8 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
     if isinstance(exc, NotFoundError):
         _record_if_cross_organization(request, exc)
         return problem(request, 404, str(exc))
+    if isinstance(exc, WindowClosedError):  # the client must change the request: a template
+        return problem(request, 422, str(exc), errors=[{"field": "text", "message": str(exc)}])
     if isinstance(exc, InvalidCredentialsError):
         return problem(request, 401, str(exc))
     if isinstance(exc, RuleViolationError | EmailAlreadyRegisteredError):
@@ -141,6 +146,13 @@ def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFound
         log.exception("could not record a cross-organization attempt")
 
 
+def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Response[Any]:
+    """A provider's API refused or failed a synchronous request (e.g. a bridge QR code)."""
+    log.warning("provider error on %s: %s (code %s)", request.url.path, exc, exc.code)
+    status = 503 if exc.retryable else 502
+    return problem(request, status, f"the provider answered: {exc}", provider_code=exc.code)
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
@@ -149,5 +161,6 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 EXCEPTION_HANDLERS: Any = {
     HTTPException: on_http_exception,
     DomainError: on_domain_error,
+    ProviderError: on_provider_error,
     Exception: on_unexpected,
 }

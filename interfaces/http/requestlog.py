@@ -6,6 +6,7 @@ too. Never logs headers or bodies; the query string only with secret-looking val
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from interfaces.logs import REDACTED
 
 log = structlog.get_logger("crm.access")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-SECRET_QUERY = re.compile(r"token|pass|secret|key|auth|code|signature|cookie", re.IGNORECASE)
+SECRET_QUERY = re.compile(r"token|pass|secret|key|auth|code|signature|cookie|ticket", re.IGNORECASE)
 
 
 def request_id_of(scope: Scope) -> str:
@@ -69,6 +70,9 @@ class RequestLog:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except asyncio.CancelledError:  # a live stream ended by the server's shutdown
+                log.info("request cancelled", **self._fields(scope, status, started))
+                raise
             except BaseException:
                 log.exception("request failed", **self._fields(scope, status, started))
                 raise
@@ -80,12 +84,16 @@ class RequestLog:
 
     def _fields(self, scope: Scope, status: int, started: float) -> dict[str, Any]:
         ctx = scope.get("state", {}).get("ctx")
+        # webhooks have no caller context: their organization is the one in the path
+        org = getattr(ctx, "organization_id", None) or scope.get("path_params", {}).get(
+            "organization_id"
+        )
         return {
             "method": scope.get("method"),
             "route": scope.get("path_template"),
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "organization_id": _str_or_none(getattr(ctx, "organization_id", None)),
+            "organization_id": _str_or_none(org),
             "user_id": _str_or_none(getattr(ctx, "user_id", None)),
             "client_ip": client_address(ASGIConnection(scope), self.trust_proxy),
             "query": safe_query(scope.get("query_string", b"")),

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from domain.call import Call
+from domain.conversation import Conversation
+from domain.values import Actor
 from tests.support.api import Tenant, add_member, cheap_hashing, register  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 ROLES = ["admin", "manager", "sales", "viewer"]
-PREFIXES = ("/crm", "/audit", "/organizations", "/api-keys", "/users")
+PREFIXES = ("/crm", "/audit", "/organizations", "/api-keys", "/users", "/integrations")
 INCIDENT = "SecurityIncident.Recorded"
 # routes about the caller's own account, not an organization's data: X-Org-Id plays no part
 USER_LEVEL = ("/users", "/organizations/switch", "/organizations/invitations/accept")
@@ -36,6 +41,10 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/crm/pipeline/stages/{stage_id}"): {"name": "Renamed"},
     ("PUT", "/organizations/members/{user_id}/role"): {"role": "admin"},
     ("PUT", "/api-keys/{key_id}/scopes"): {"scopes": ["leads:read", "leads:write"]},
+    ("POST", "/crm/leads/{lead_id}/messages"): {"text": "intrusion"},
+    ("POST", "/crm/leads/{lead_id}/calls"): {},
+    ("POST", "/crm/conversations/{conversation_id}/handoff"): {"user_id": None},
+    ("POST", "/crm/conversations/{conversation_id}/close"): None,
 }
 
 
@@ -68,7 +77,15 @@ class Scene:
     def acme_state(self) -> Any:
         acme = self.acme
         lead = self.ids["lead_id"]
-        audit = acme.get("/audit/events", params={"limit": 200}).json()["items"]
+        audit: list[dict[str, Any]] = []
+        cursor = None
+        while True:  # every page: the refused attempts add incidents between the checks
+            params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+            page = acme.get("/audit/events", params=params).json()
+            audit += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
         return (
             acme.get(f"/crm/leads/{lead}").json(),
             acme.get(f"/crm/leads/{lead}/history").json(),
@@ -107,7 +124,10 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         if method in ("get", "post", "put", "patch", "delete")
         and (method, path) != ("delete", "/users/me")  # closing one's own account is no attack
     ]
+    conversation, call = _talk_to(services, acme, lead)
     ids = {
+        "conversation_id": conversation,
+        "call_id": call,
         "lead_id": lead,
         "stage_id": acme.stages()[1]["id"],
         "user_id": member.user_id,
@@ -115,6 +135,37 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         "id": lead,
     }
     return Scene(client, acme, attackers, ids, operations)
+
+
+def _talk_to(services: Any, acme: Tenant, lead: str) -> tuple[str, str]:
+    """A conversation and a call of acme's lead, recorded as the webhooks would."""
+    org = UUID(acme.organization_id)
+    actor = Actor(kind="provider", id="business_api")
+    chat = Conversation.start(
+        organization_id=org,
+        lead_id=UUID(lead),
+        channel="whatsapp",
+        contact="+5511987654321",
+        actor=actor,
+    )
+    chat.receive(
+        provider_message_id="wamid.secret",
+        provider_type="business_api",
+        text="Acme secret",
+        sent_at=datetime.now(UTC),
+        actor=actor,
+    )
+    call = Call.start(
+        organization_id=org,
+        lead_id=UUID(lead),
+        direction="inbound",
+        provider_type="twilio",
+        from_number="+5511987654321",
+        to_number="+14155552671",
+        actor=actor,
+    )
+    acme.position = services.app.commit(chat, call)
+    return str(chat.id), str(call.id)
 
 
 def attack(scene: Scene, role: str, operation: tuple[str, str], where: str) -> Any:

@@ -43,6 +43,9 @@ _LEAD_ROUTES = {
     ("PUT", "/crm/pipeline/stages/{stage}"): P.PIPELINE_WRITE,
     ("DELETE", "/crm/pipeline/stages/{stage}"): P.PIPELINE_WRITE,
     ("GET", "/audit/events"): P.AUDIT_READ,
+    ("GET", "/crm/leads/{lead}/messages"): P.LEADS_READ,
+    ("GET", "/crm/conversations"): P.LEADS_READ,
+    ("GET", "/crm/calls"): P.LEADS_READ,
 }
 
 
@@ -64,6 +67,18 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
     (Route("POST", "/api-keys", {"name": "k", "scopes": ["leads:read"]}), P.API_KEYS_MANAGE),
     (Route("PUT", f"/api-keys/{NOBODY}/scopes", {"scopes": ["leads:read"]}), P.API_KEYS_MANAGE),
     (Route("DELETE", f"/api-keys/{NOBODY}"), P.API_KEYS_MANAGE),
+    (Route("GET", f"/crm/conversations/{NOBODY}/messages"), P.LEADS_READ),
+    (Route("POST", f"/crm/conversations/{NOBODY}/handoff", {"user_id": None}), P.LEADS_WRITE),
+    (Route("POST", f"/crm/conversations/{NOBODY}/close"), P.LEADS_WRITE),
+    (Route("GET", f"/crm/calls/{NOBODY}"), P.LEADS_READ),
+    (Route("POST", "/events/ticket"), P.LEADS_READ),
+    (Route("GET", "/integrations/whatsapp"), P.INTEGRATIONS_MANAGE),
+    (Route("POST", "/integrations/whatsapp/setup", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
+    (Route("PUT", "/integrations/whatsapp/switch", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
+    (Route("POST", "/integrations/whatsapp/qr-code"), P.INTEGRATIONS_MANAGE),
+    (Route("GET", "/integrations/voip"), P.INTEGRATIONS_MANAGE),
+    (Route("POST", "/integrations/voip/setup", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
+    (Route("PUT", "/integrations/voip/switch", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
 ]
 
 
@@ -72,6 +87,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
 ) -> None:
     names = {"{lead_id:uuid}": "{lead}", "{stage_id:uuid}": "{stage}"}
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
+    names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

@@ -1,22 +1,32 @@
-"""Projected changes are announced per organization: on Redis, or in-process without it."""
+"""Projected changes are announced per organization: on Redis, or in-process without it.
+
+The live routes' refusals and the WebSocket are tested in-process here; the never-ending event
+stream needs a real server (test_live_stream.py).
+"""
 
 from __future__ import annotations
 
 import json
+import queue
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import jwt
 import pytest
 import redis
+from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
 from interfaces.http.app import create_app
-from interfaces.live import LocalPublisher, channel
+from interfaces.live import MAX_CHANGES, LocalPublisher, channel
 from interfaces.services import Services, build_services
-from tests.conftest import settings_for
-from tests.support.api import register
+from projections.base import Envelope
+from tests.conftest import SECRET, settings_for
+from tests.support.api import Tenant, add_member, register
 from tests.support.databases import REDIS_URL, redis_available
 
 
@@ -52,6 +62,10 @@ def test_a_captured_lead_is_announced_on_its_organizations_redis_channel_only(
     later = [m for m in seen if m["position"] >= lead["position"]]
     assert later
     assert {m["organization_id"] for m in later} == {acme.organization_id}
+    leads = next(m for m in later if m["projection"] == "leads")
+    assert {"event": "Lead.Captured", "aggregate_id": lead["id"], "position": lead["position"]} in (
+        leads["changes"]
+    )
     health = redis_client.get("/health").json()
     assert health["redis"] == "ok"
 
@@ -61,10 +75,11 @@ def test_without_redis_changes_fan_out_in_process(
 ) -> None:
     acme = register(client, "Acme")
     assert isinstance(services.live, LocalPublisher)
-    inbox = services.live.subscribe(UUID(acme.organization_id))
+    inbox: queue.SimpleQueue[str] = queue.SimpleQueue()
+    services.live.subscribe(UUID(acme.organization_id), inbox)
     lead = acme.capture()
     deadline = time.monotonic() + 10
-    positions = []
+    positions: list[int] = []
     while (time.monotonic() < deadline and not positions) or max(positions, default=0) < lead[
         "position"
     ]:
@@ -72,3 +87,132 @@ def test_without_redis_changes_fan_out_in_process(
         assert message["organization_id"] == acme.organization_id
         positions.append(message["position"])
     assert client.get("/health").json()["redis"] == "not configured"
+
+
+@dataclass(frozen=True)
+class Captured:
+    originator_id: UUID
+    organization_id: UUID
+
+
+def _envelope(position: int, org: UUID) -> Envelope:
+    return Envelope(position, "tests:Captured", Captured(uuid4(), org))
+
+
+def test_a_message_summarises_at_most_a_hundred_events_of_its_own_organization() -> None:
+    acme, other = uuid4(), uuid4()
+    live = LocalPublisher()
+    mine: queue.SimpleQueue[str] = queue.SimpleQueue()
+    theirs: queue.SimpleQueue[str] = queue.SimpleQueue()
+    live.subscribe(acme, mine)
+    live.subscribe(other, theirs)
+    big = [_envelope(p, acme) for p in range(1, MAX_CHANGES + 6)]
+    live("audit", {acme: big[-1].position}, {acme: big})
+    message = json.loads(mine.get_nowait())
+    assert message["organization_id"] == str(acme)
+    assert message["projection"] == "audit"
+    assert message["position"] == big[-1].position
+    assert len(message["changes"]) == MAX_CHANGES and message["truncated"] is True
+    assert message["changes"][0] == {
+        "event": "Captured",  # the event's qualified class name, as projections see it
+        "aggregate_id": str(big[0].event.originator_id),
+        "position": 1,
+    }
+    assert theirs.empty()
+    live.unsubscribe(acme, mine)
+    live("audit", {acme: 200}, {acme: [_envelope(200, acme)]})
+    assert mine.empty()
+    assert live.subscribers(acme) == 0 and live.subscribers(other) == 1
+
+
+def ticket_of(tenant: Tenant) -> str:
+    response = tenant.post("/events/ticket")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expires_in"] == 60 and body["organization_id"] == tenant.organization_id
+    ticket: str = body["ticket"]
+    return ticket
+
+
+def test_the_event_stream_refuses_missing_forged_expired_and_misused_credentials(
+    client: TestClient[Any],
+) -> None:
+    acme = register(client, "Acme")
+    other = register(client, "Other")
+    ticket = ticket_of(acme)
+    assert client.post("/events/ticket").status_code == 401
+    assert client.get("/events/stream").status_code == 401
+    assert client.get("/events/stream", params={"ticket": "nonsense"}).status_code == 401
+    # an access token is not a ticket, and a ticket is not an access token
+    assert client.get("/events/stream", params={"ticket": acme.token}).status_code == 401
+    as_bearer = {"Authorization": f"Bearer {ticket}", "X-Org-Id": acme.organization_id}
+    assert client.get("/crm/leads", headers=as_bearer).status_code == 401
+    forged = jwt.decode(ticket, options={"verify_signature": False})
+    expired = forged | {"exp": datetime.now(UTC) - timedelta(seconds=1)}
+    for claims, secret in ((forged, "another-secret-of-at-least-32-characters"), (expired, SECRET)):
+        token = jwt.encode(claims, secret, algorithm="HS256")
+        assert client.get("/events/stream", params={"ticket": token}).status_code == 401
+    # a ticket for one organization is not valid for another
+    elsewhere = {"X-Org-Id": other.organization_id}
+    assert client.get(
+        "/events/stream", params={"ticket": ticket}, headers=elsewhere
+    ).status_code == (403)
+    params = {"ticket": ticket, "org": other.organization_id}
+    assert client.get("/events/stream", params=params).status_code == 403
+    headers = acme.headers | {"X-Org-Id": other.organization_id}
+    assert client.get("/events/stream", headers=headers).status_code == 403
+
+
+def test_a_removed_member_is_refused_when_reconnecting(
+    client: TestClient[Any], services: Services
+) -> None:
+    owner = register(client, "Acme")
+    member = add_member(services, owner, "sales")
+    ticket = ticket_of(member)
+    removed = owner.delete(f"/organizations/members/{member.user_id}")
+    assert removed.status_code == 200, removed.text
+    assert client.get("/events/stream", params={"ticket": ticket}).status_code == 403
+    assert client.get("/events/stream", headers=member.headers).status_code == 403
+    with (
+        client.websocket_connect(f"/ws?ticket={ticket}") as ws,
+        pytest.raises(WebSocketDisconnect) as refused,
+    ):
+        ws.receive(timeout=5)
+    assert refused.value.code == 4403
+
+
+def test_the_websocket_refuses_a_missing_or_invalid_ticket(client: TestClient[Any]) -> None:
+    for url in ("/ws", "/ws?ticket=nonsense"):
+        with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as refused:
+            ws.receive(timeout=5)
+        assert refused.value.code == 4401
+
+
+def receive_json(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(ws.receive_text(timeout=timeout))
+    return message
+
+
+def test_the_websocket_delivers_an_organizations_changes_to_its_members_only(
+    client: TestClient[Any],
+) -> None:
+    acme = register(client, "Acme")
+    other = register(client, "Other")
+    with (
+        client.websocket_connect(f"/ws?ticket={ticket_of(acme)}") as mine,
+        client.websocket_connect(f"/ws?ticket={ticket_of(other)}") as theirs,
+    ):
+        assert receive_json(mine) == {"ready": True, "organization_id": acme.organization_id}
+        assert receive_json(theirs)["organization_id"] == other.organization_id
+        lead = acme.capture()
+        seen: list[dict[str, Any]] = []
+        while not any(c["aggregate_id"] == lead["id"] for m in seen for c in m["changes"]):
+            seen.append(receive_json(mine))
+        assert {m["organization_id"] for m in seen} == {acme.organization_id}
+        # the other organization may still hear of its own registration, never of Acme's lead
+        heard = []
+        with pytest.raises(queue.Empty):
+            while True:
+                heard.append(receive_json(theirs, timeout=0.5))
+        assert {m["organization_id"] for m in heard} <= {other.organization_id}
+        assert lead["id"] not in json.dumps(heard)

@@ -191,6 +191,11 @@ GUARDED_ROUTES = [
     Route("DELETE", "/crm/pipeline/stages/{stage}", writes=True),
     Route("GET", "/crm/pipeline/board"),
     Route("GET", "/audit/events"),
+    Route("GET", "/crm/leads/{lead}/messages"),
+    Route("POST", "/crm/leads/{lead}/messages", {"text": "hello"}, writes=True),
+    Route("POST", "/crm/leads/{lead}/calls", {}, writes=True),
+    Route("GET", "/crm/conversations"),
+    Route("GET", "/crm/calls"),
 ]
 ID_ROUTES = [r for r in GUARDED_ROUTES if r.has_id]
 

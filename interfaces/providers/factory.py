@@ -1,0 +1,57 @@
+"""Builds provider adapters from an organization's opened credentials (ProviderFactory).
+
+One pooled `httpx.Client` serves every httpx-based adapter; Twilio adapters carry the SDK's own
+client. Timeouts are short: the outbox retries, a request must not hold a worker for minutes.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from application.providers import (
+    BUSINESS_API,
+    TELNYX,
+    TWILIO,
+    WEB_BRIDGE,
+    BridgeSessions,
+    CallPlacer,
+    Credentials,
+    MessageSender,
+)
+from interfaces.providers.cloud_api import CloudApiSender
+from interfaces.providers.telnyx_voice import TelnyxCalls
+from interfaces.providers.twilio_voice import TwilioCalls
+from interfaces.providers.waha import WahaBridge
+
+
+class HttpProviderFactory:
+    """Implements ProviderFactory over HTTP; `close()` releases the shared connection pool."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            follow_redirects=False,
+        )
+
+    def message_sender(self, credentials: Credentials) -> MessageSender:
+        if credentials.provider_type == BUSINESS_API:
+            return CloudApiSender(credentials, self._client)
+        if credentials.provider_type == WEB_BRIDGE:
+            return WahaBridge(credentials, self._client)
+        raise ValueError(f"no message sender for provider {credentials.provider_type!r}")
+
+    def call_placer(self, credentials: Credentials) -> CallPlacer:
+        if credentials.provider_type == TWILIO:
+            return TwilioCalls(credentials, timeout=self._timeout)
+        if credentials.provider_type == TELNYX:
+            return TelnyxCalls(credentials, self._client)
+        raise ValueError(f"no call placer for provider {credentials.provider_type!r}")
+
+    def bridge_sessions(self, credentials: Credentials) -> BridgeSessions:
+        if credentials.provider_type == WEB_BRIDGE:
+            return WahaBridge(credentials, self._client)
+        raise ValueError(f"provider {credentials.provider_type!r} has no bridge session")
+
+    def close(self) -> None:
+        self._client.close()

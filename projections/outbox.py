@@ -1,0 +1,259 @@
+"""The outbox: one row per recorded send (a WhatsApp message, an outbound call) to deliver.
+
+Not a read model for people but the work queue of the outbox dispatcher (application/outbox.py),
+fed by the projector in log order, so a send recorded as an event is never lost: the row exists
+once the projector passed the event, whatever crashed in between.
+
+Row life: `pending` → claimed (`sending`, attempts + 1, a claim token, `next_attempt_at` moved to
+the end of the claim's lease) → `done`, or back to `pending` with a later `next_attempt_at`, or
+`failed`. A `sending` row whose lease ran out (its worker died) is due again like a pending one.
+The projector also follows what happened to the item (a message's status changed, a call was
+dialed or ended) and settles pending rows: a rebuild from zero re-creates rows for every send
+ever recorded, and only those the log shows as still queued remain pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.base import (
+    Envelope,
+    JSONType,
+    Projector,
+    UtcDateTime,
+    bulk_insert,
+    jsonable,
+    metadata,
+)
+
+MESSAGE = "message"
+CALL = "call"
+PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("organization_id", sa.Uuid, primary_key=True),
+    sa.Column("item_id", sa.Uuid, primary_key=True),  # message id or call id: the idempotency key
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("aggregate_id", sa.Uuid, nullable=False),
+    sa.Column("provider_type", sa.String(40), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    # pending: when to try (again); sending: when the claim's lease ends
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("claim_token", sa.Uuid),
+    # the provider accepted the item but recording that failed: record it, never send again
+    sa.Column("provider_ref", sa.String(200)),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+Key = tuple[UUID, UUID]
+
+
+class OutboxProjector(Projector):
+    """Adds a pending row per recorded send; settles the pending rows the log shows as handled."""
+
+    name = "outbox"
+    tables = (outbox,)
+    handles = frozenset(
+        {
+            "Conversation.MessageSent",
+            "Conversation.MessageStatusChanged",
+            "Call.Started",
+            "Call.Dialed",
+            "Call.Progressed",
+            "Call.Ended",
+        }
+    )
+
+    def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+        new: dict[Key, dict[str, Any]] = {}
+        settled: dict[Key, tuple[str, str | None]] = {}
+        for envelope in batch:
+            event = envelope.event
+            name = envelope.type_name
+            if name == "Conversation.MessageSent":
+                row = _message_row(envelope)
+                new[(row["organization_id"], row["item_id"])] = row
+            elif name == "Call.Started":
+                if event.direction == "outbound" and event.provider_call_id is None:
+                    row = _call_row(envelope)
+                    new[(row["organization_id"], row["item_id"])] = row
+            elif name == "Conversation.MessageStatusChanged":
+                failed = event.status == "failed"
+                key = (event.organization_id, event.message_id)
+                settled[key] = (FAILED, event.error) if failed else (DONE, None)
+            elif name == "Call.Ended" and event.outcome == "failed":
+                settled[(event.organization_id, event.originator_id)] = (FAILED, "call failed")
+            else:  # dialed, ringing, answered or ended: the provider has the call
+                settled[(event.organization_id, event.originator_id)] = (DONE, None)
+        for key, (status, error) in list(settled.items()):
+            if key in new:  # recorded and handled within one batch (a rebuild)
+                new[key] |= {"status": status, "last_error": error}
+                del settled[key]
+        bulk_insert(conn, outbox, list(new.values()))
+        for (org, item), (status, error) in settled.items():
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.organization_id == org, outbox.c.item_id == item)
+                .where(outbox.c.status == PENDING)  # a claimed row is settled by its worker
+                .values(status=status, last_error=error)
+            )
+
+
+def _row(envelope: Envelope, kind: str, item_id: UUID, payload: dict[str, Any]) -> dict[str, Any]:
+    event = envelope.event
+    return {
+        "organization_id": event.organization_id,
+        "item_id": item_id,
+        "kind": kind,
+        "aggregate_id": event.originator_id,
+        "provider_type": event.provider_type,
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": event.timestamp,
+        "claim_token": None,
+        "provider_ref": None,
+        "last_error": None,
+        "created_at": event.timestamp,
+        "updated_at": event.timestamp,
+        "position": envelope.position,
+    }
+
+
+def _message_row(envelope: Envelope) -> dict[str, Any]:
+    e = envelope.event
+    payload = {
+        "text": e.text,
+        "template_name": e.template_name,
+        "template_language": e.template_language,
+        "template_variables": jsonable(dict(e.template_variables or {})),
+    }
+    return _row(envelope, MESSAGE, e.message_id, payload)
+
+
+def _call_row(envelope: Envelope) -> dict[str, Any]:
+    e = envelope.event
+    payload = {"from_number": e.from_number, "to_number": e.to_number}
+    return _row(envelope, CALL, e.originator_id, payload)
+
+
+# the dispatcher's statements
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed row: deliver it, then settle it with its claim token."""
+
+    organization_id: UUID
+    item_id: UUID
+    kind: str
+    aggregate_id: UUID
+    provider_type: str
+    payload: dict[str, Any]
+    attempts: int
+    claim_token: UUID
+    provider_ref: str | None
+    last_error: str | None
+    created_at: datetime
+
+
+def claim_next(conn: Connection, now: datetime, lease: timedelta) -> OutboxItem | None:
+    """Claim the most overdue row (pending and due, or sending with an expired lease).
+
+    PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED` then UPDATE, so concurrent workers take
+    different rows (an UPDATE with the locking sub-select inlined may re-run it per row and
+    claim many). SQLite: one UPDATE with a sub-select, run under its single writer lock.
+    """
+    due = (
+        sa.select(outbox.c.organization_id, outbox.c.item_id)
+        .where(outbox.c.status.in_((PENDING, SENDING)), outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at)
+        .limit(1)
+    )
+    token = uuid4()
+    claim = outbox.update().values(
+        status=SENDING,
+        attempts=outbox.c.attempts + 1,
+        claim_token=token,
+        next_attempt_at=now + lease,
+        updated_at=now,
+    )
+    if conn.dialect.name == "postgresql":
+        key = conn.execute(due.with_for_update(skip_locked=True)).first()
+        if key is None:
+            return None
+        claim = claim.where(outbox.c.organization_id == key[0], outbox.c.item_id == key[1])
+    else:
+        key_columns = sa.tuple_(outbox.c.organization_id, outbox.c.item_id)
+        claim = claim.where(key_columns.in_(due))
+    if conn.execute(claim).rowcount != 1:
+        return None
+    row = conn.execute(sa.select(outbox).where(outbox.c.claim_token == token)).mappings().one()
+    return OutboxItem(
+        organization_id=row["organization_id"],
+        item_id=row["item_id"],
+        kind=row["kind"],
+        aggregate_id=row["aggregate_id"],
+        provider_type=row["provider_type"],
+        payload=dict(row["payload"]),
+        attempts=int(row["attempts"]),
+        claim_token=token,
+        provider_ref=row["provider_ref"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+    )
+
+
+def settle(
+    conn: Connection,
+    item: OutboxItem,
+    status: str,
+    now: datetime,
+    *,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+    provider_ref: str | None = None,
+    attempts: int | None = None,
+) -> bool:
+    """End a claim: done, failed, or pending again at `retry_at`. False if the claim was lost
+    (its lease ran out and another worker took the row)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "claim_token": None,
+        "updated_at": now,
+        "last_error": None if error is None else error[:500],
+    }
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    if provider_ref is not None:
+        values["provider_ref"] = provider_ref
+    if attempts is not None:
+        values["attempts"] = attempts
+    moved = conn.execute(
+        outbox.update()
+        .where(outbox.c.organization_id == item.organization_id, outbox.c.item_id == item.item_id)
+        .where(outbox.c.claim_token == item.claim_token)
+        .values(**values)
+    )
+    return moved.rowcount == 1
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Rows by status (for `crm outbox status`)."""
+    rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))
+    return {str(status): int(n) for status, n in rows}

@@ -1,0 +1,43 @@
+"""Phone numbers normalised to E.164 with `phonenumbers`: how contacts are matched to leads.
+
+Shared by the leads projector (which indexes each lead's number) and the application (which
+matches an inbound message's sender). Providers send numbers as `+5511…`, `5511…` (WhatsApp
+`wa_id`), `whatsapp:+5511…` (Twilio) or `5511…@c.us` (WhatsApp Web bridges).
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+PREFIXES = ("whatsapp:", "tel:", "sip:")
+
+
+def e164(raw: str | None, region: str | None = None) -> str | None:
+    """The number in E.164 (`+5511987654321`), or None if it is not a valid phone number.
+
+    A number without a country code is read in `region` (ISO 3166 code) when given; otherwise
+    its digits are tried as an international number (WhatsApp ids have no `+`).
+    """
+    if not raw:
+        return None
+    text = raw.strip()
+    for prefix in PREFIXES:
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+    text = text.split("@", 1)[0]
+    if len(text) > 40:
+        return None
+    candidates = [text]
+    if not text.startswith("+"):
+        if text.startswith("00"):
+            candidates = ["+" + text[2:]]
+        elif region is None:
+            candidates = ["+" + text]
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
