@@ -16,10 +16,10 @@ import msgspec
 from application.context import Ctx
 from application.conversations import (
     ATTEMPTS,
-    IntegrationMissingError,
     LeadFinder,
     contact_lead_id,
     new_contact_lead,
+    reachable_lead,
 )
 from application.providers import CallUpdate
 from application.store import CrmApplication
@@ -27,7 +27,6 @@ from domain.call import Call
 from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
 from domain.integrations import VOIP
 from domain.lead import Lead
-from domain.organization import Organization
 from domain.values import Actor
 from projections.phones import e164
 
@@ -60,16 +59,7 @@ def inbound_call_id(organization_id: UUID, provider_type: str, provider_call_id:
 
 
 def place_call(app: CrmApplication, lead_id: UUID, cmd: PlaceCall, ctx: Ctx) -> CallQueued:
-    lead = app.load(Lead, lead_id, ctx.organization_id)  # another's lead: not found, first
-    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
-    config = org.provider(VOIP)
-    if config is None:
-        raise IntegrationMissingError("VoIP is not set up: POST /integrations/voip/setup")
-    to_number = e164(lead.phone)
-    if to_number is None:
-        raise InvalidValueError(
-            "lead", "has no phone number in international format (+country code) to call"
-        )
+    lead, config, to_number = reachable_lead(app, lead_id, ctx, VOIP, "call")
     numbers = [n for n in (e164(x) for x in config.numbers) if n is not None]
     from_number = numbers[0] if numbers else None
     if cmd.from_number is not None:
@@ -144,6 +134,8 @@ def _call_for(
         call = app.load(Call, call_id, organization_id)
         if call.provider_call_id is None:
             call.dialed(update.provider_call_id, actor=actor)
+        elif call.provider_call_id != update.provider_call_id:
+            return None, None  # another leg (a transfer inherits the callback URL): not ours
         return call, None
     cid = inbound_call_id(organization_id, provider_type, update.provider_call_id)
     try:
@@ -192,7 +184,7 @@ def _apply(call: Call, update: CallUpdate, actor: Actor) -> None:
             provider_event_id=update.event_id,
             actor=actor,
         )
-    if update.recording_url and call.status == "ended":
+    if update.recording_url and call.status in ("answered", "ended"):
         call.attach_recording(
             update.recording_url, duration_seconds=update.recording_duration, actor=actor
         )

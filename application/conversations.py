@@ -24,7 +24,7 @@ from application.providers import InboundMessage, MessageStatusUpdate
 from application.store import CrmApplication
 from domain.conversation import Conversation
 from domain.errors import InvalidValueError, NotFoundError, RuleViolationError, VersionConflictError
-from domain.integrations import WHATSAPP
+from domain.integrations import VOIP, WHATSAPP, ProviderConfig
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline, default_pipeline_id
@@ -33,6 +33,7 @@ from projections.leads import rm_leads
 from projections.phones import e164
 
 CHANNEL = "whatsapp"
+SETUP_NAMES = {WHATSAPP: "WhatsApp", VOIP: "VoIP"}
 #: saves that lose a race (another webhook for the same contact) reload and try again
 ATTEMPTS = 10
 
@@ -204,36 +205,78 @@ def record_status(
     *,
     actor: Actor,
 ) -> int | None:
-    """Move a sent message's status forward; None when the message is not ours (yet)."""
-    if update.recipient is None:
-        return None
-    phone = e164(update.recipient)
+    """Move a sent message's status forward; None when the message is not ours.
+
+    The message is found by the provider's id, or by our own id when the provider echoes it
+    (a status can overtake the outbox recording the provider's id). A save that loses a race
+    with another webhook for the same contact is reloaded and tried again.
+    """
+    phone = e164(update.recipient) if update.recipient else None
     if phone is None:
         return None
-    conversation = _existing(app, conversation_id(organization_id, CHANNEL, phone), organization_id)
-    if conversation is None:
+    cid = conversation_id(organization_id, CHANNEL, phone)
+    for attempt in range(ATTEMPTS):
+        conversation = _existing(app, cid, organization_id)
+        if conversation is None:
+            return None
+        message_id = conversation.provider_ids.get(update.provider_message_id) or _ours(
+            conversation, update.our_message_id
+        )
+        if message_id is None:
+            return None
+        conversation.change_status(
+            message_id,
+            update.status,
+            error=update.error,
+            provider_message_id=update.provider_message_id,
+            actor=actor,
+        )
+        if not conversation.pending_events:
+            return 0
+        try:
+            return app.commit(conversation)
+        except VersionConflictError:
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ours(conversation: Conversation, echoed: str | None) -> UUID | None:
+    if not echoed:
         return None
-    message_id = conversation.provider_ids.get(update.provider_message_id)
-    if message_id is None:
+    try:
+        message_id = UUID(echoed)
+    except ValueError:
         return None
-    conversation.change_status(message_id, update.status, error=update.error, actor=actor)
-    return app.commit(conversation) if conversation.pending_events else 0
+    status = conversation.statuses.get(message_id)
+    return message_id if status not in (None, "received") else None
+
+
+def reachable_lead(
+    app: CrmApplication, lead_id: UUID, ctx: Ctx, kind: str, verb: str
+) -> tuple[Lead, ProviderConfig, str]:
+    """The lead, the organization's active provider of `kind`, and the lead's E.164 phone."""
+    lead = app.load(Lead, lead_id, ctx.organization_id)  # another's lead: not found, first
+    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
+    config = org.provider(kind)
+    if config is None:
+        raise IntegrationMissingError(
+            f"{SETUP_NAMES[kind]} is not set up: POST /integrations/{kind}/setup"
+        )
+    phone = e164(lead.phone)
+    if phone is None:
+        raise InvalidValueError(
+            "lead", f"has no phone number in international format (+country code) to {verb}"
+        )
+    return lead, config, phone
 
 
 def send_message(
     app: CrmApplication, lead_id: UUID, cmd: SendMessage, ctx: Ctx, *, now: datetime
 ) -> MessageQueued:
     """Record an outbound message for the outbox; free text only inside the window."""
-    lead = app.load(Lead, lead_id, ctx.organization_id)  # another's lead: not found, first
-    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
-    config = org.provider(WHATSAPP)
-    if config is None:
-        raise IntegrationMissingError("WhatsApp is not set up: POST /integrations/whatsapp/setup")
-    phone = e164(lead.phone)
-    if phone is None:
-        raise InvalidValueError(
-            "lead", "has no phone number in international format (+country code) to message"
-        )
+    lead, config, phone = reachable_lead(app, lead_id, ctx, WHATSAPP, "message")
     cid = conversation_id(ctx.organization_id, CHANNEL, phone)
     conversation = _existing(app, cid, ctx.organization_id) or Conversation.start(
         id=cid,
@@ -253,6 +296,7 @@ def send_message(
         template_name=cmd.template_name,
         template_language=cmd.template_language,
         template_variables=variables,
+        window=config.provider_type == "business_api",  # the Business Platform's rule only
         actor=ctx.actor,
     )
     position = app.commit(conversation)

@@ -9,13 +9,15 @@
 | leads:write         |   ✓   |    ✓    |  own  |        |
 | pipeline:write      |   ✓   |    ✓    |       |        |
 | audit:read          |   ✓   |    ✓    |       |        |
+| analytics:read      |   ✓   |    ✓    |  own  |   ✓    |
 | organization:write  |   ✓   |         |       |        |
 | members:write       |   ✓   |         |       |        |
 | api_keys:manage     |   ✓   |         |       |        |
 | integrations:manage |   ✓   |         |       |        |
 
 "own": sales change only leads assigned to them, and capture leads only for themselves (the
-guard checks the lead's assignee on routes that declare `own`). API keys carry scopes instead
+guard checks the lead's assignee on routes that declare `own`); in analytics they see the
+organization's totals and only their own per-member rows. API keys carry scopes instead
 of a role: any permission in KEY_SCOPES; administration stays with people.
 """
 
@@ -33,6 +35,7 @@ class Permission(StrEnum):
     PIPELINE_READ = "pipeline:read"
     PIPELINE_WRITE = "pipeline:write"
     AUDIT_READ = "audit:read"
+    ANALYTICS_READ = "analytics:read"
     ORGANIZATION_READ = "organization:read"
     ORGANIZATION_WRITE = "organization:write"
     MEMBERS_READ = "members:read"
@@ -61,8 +64,8 @@ _ADMINISTRATION = frozenset(
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MANAGER: frozenset(Permission) - _ADMINISTRATION,
-    Role.SALES: _READ | {Permission.LEADS_WRITE},
-    Role.VIEWER: _READ,
+    Role.SALES: _READ | {Permission.LEADS_WRITE, Permission.ANALYTICS_READ},
+    Role.VIEWER: _READ | {Permission.ANALYTICS_READ},
 }
 
 #: roles whose write permissions reach only their own leads

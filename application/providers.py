@@ -151,12 +151,16 @@ class MessageStatusUpdate(msgspec.Struct, frozen=True):
     at: datetime
     recipient: str | None = None
     error: str | None = None
+    #: our message id when the provider echoes it (Meta's `biz_opaque_callback_data`): a status
+    #: may arrive before the outbox has recorded the provider's id for the message
+    our_message_id: str | None = None
 
 
 class CallUpdate(msgspec.Struct, frozen=True):
     """A call progress callback, normalised.
 
-    status: initiated | ringing | answered | ended. `event_id` deduplicates retries
+    status: initiated | ringing | answered | ended | recording (a recording is ready; it says
+    nothing of the call's end). `event_id` deduplicates retries
     (Twilio idempotency token or CallSid+status+sequence; Telnyx `data.id`).
     outcome (when ended): completed | no_answer | busy | failed | canceled | voicemail.
     """

@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [NAME ...]`: run the benchmarks against PostgreSQL.
 
-NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e); default all.
+NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f);
+default all.
 Every benchmark creates its own scratch database and drops it at the end. Figures are printed
 with ratios to a raw baseline measured in the same run; nothing is asserted. The summary is
 also written to bench/results/latest.json.
@@ -28,6 +29,7 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
     from bench.board import bench_board
     from bench.catchup import bench_catchup
     from bench.ryw import bench_ryw
+    from bench.webhooks import bench_webhooks
     from bench.writes import bench_http, bench_tenants
 
     return {
@@ -36,10 +38,11 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
         "board": ("(c) board query latency, big organization among many", bench_board),
         "tenants": ("(d) HTTP commands from many organizations; table lock", bench_tenants),
         "ryw": ("(e) read-your-writes wait", bench_ryw),
+        "webhooks": ("(f) WhatsApp webhook ingestion, outbox delivery, inbox RYW", bench_webhooks),
     }
 
 
-ALIASES = {"a": "http", "b": "catchup", "c": "board", "d": "tenants", "e": "ryw"}
+ALIASES = {"a": "http", "b": "catchup", "c": "board", "d": "tenants", "e": "ryw", "f": "webhooks"}
 
 
 def print_summary(results: Results) -> None:

@@ -41,6 +41,7 @@ def server_env(dbname: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     # the benchmarks measure throughput, not the production rate limits
     env |= {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off"}
+    env |= {"CRM_PROVIDER_PRIVATE_URLS": "on"}  # the bench's provider servers are local
     env |= {"CRM_DATABASE_URL": url(dbname), "CRM_SECRET_KEY": SECRET, **extra}
     return env
 

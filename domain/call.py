@@ -2,7 +2,8 @@
 
 Invariants: the status only moves forward (initiated → ringing → answered → ended); a provider
 callback seen before (same provider event id) or arriving late records nothing; an ended call
-has a duration and an outcome; recordings attach to ended calls, once each.
+has a duration and an outcome; recordings attach to answered or ended calls, once each (a
+provider may report the recording before the hangup).
 """
 
 from __future__ import annotations
@@ -187,8 +188,8 @@ class Call(TenantAggregate):
     def attach_recording(
         self, recording_url: str, *, actor: Actor, duration_seconds: int | None = None
     ) -> None:
-        if self.status != "ended":
-            raise RuleViolationError("a recording is attached to an ended call")
+        if self.status not in ("answered", "ended"):
+            raise RuleViolationError("a recording is attached to a call that was answered")
         url = v.text("recording_url", recording_url, max_length=2000)
         if not url.startswith("https://"):
             raise InvalidValueError("recording_url", "must be an https:// URL")

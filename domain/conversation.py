@@ -3,7 +3,8 @@
 Invariants: a provider's message id is recorded once (webhook retries are no-ops); delivery
 statuses only move forward (a `read` arriving before `delivered` is fine, a late `delivered`
 after `read` changes nothing); free text goes out only inside the 24-hour window opened by the
-contact's last inbound message, a template otherwise; a closed conversation takes no messages.
+contact's last inbound message, a template otherwise; a closed conversation takes no outbound
+messages until the contact writes again, which reopens it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Conversation(TenantAggregate):
             c.provider_ids[self.provider_message_id] = self.message_id
             c.statuses[self.message_id] = "received"
             c.last_inbound_at = max(self.sent_at, c.last_inbound_at or self.sent_at)
+            c.closed = False  # the contact writing again reopens the conversation
 
     class MessageSent(TenantAggregate.Event):
         """An outbound message is recorded first; an outbox delivers it (status `queued`)."""
@@ -174,13 +176,18 @@ class Conversation(TenantAggregate):
         template_name: str | None = None,
         template_language: str | None = None,
         template_variables: dict[str, Any] | None = None,
+        window: bool = True,
     ) -> UUID:
-        """Record an outbound message to be delivered; free text only inside the window."""
+        """Record an outbound message to be delivered; free text only inside the window.
+
+        `window=False` for providers without the Business Platform's 24-hour rule (a WhatsApp
+        Web bridge sends as a phone does, and has no templates).
+        """
         if self.closed:
             raise ConversationClosedError(f"conversation {self.id} is closed")
         if (text is None) == (template_name is None):
             raise InvalidValueError("text", "give either a text or a template")
-        if text is not None and not self.window_open(now):
+        if text is not None and window and not self.window_open(now):
             raise WindowClosedError(
                 "the 24-hour window since the contact's last message is closed: send a template"
             )

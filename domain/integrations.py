@@ -116,7 +116,7 @@ def check_settings(
             continue
         clean[name] = v.text(name, str(value), max_length=500)
         if name == "forward_to":
-            clean[name] = v.phone(clean[name]) or ""
+            clean[name] = _international(clean[name])
         if name in ("base_url", "twiml_url") and not clean[name].startswith(
             ("https://", "http://")
         ):
@@ -134,7 +134,16 @@ def check_settings(
         given = numbers or (list(previous.numbers) if previous is not None else [])
         if not given:
             raise InvalidValueError("numbers", "at least one phone number is required")
-        phones = tuple(p for p in (v.phone(n) for n in given) if p is not None)
+        phones = tuple(_international(n) for n in given)
     elif numbers:
         raise InvalidValueError("numbers", f"{provider_type} takes no numbers")
     return clean, secrets, phones
+
+
+def _international(number: str) -> str:
+    """A provider number as providers dial it: `+` and digits (E.164 shape)."""
+    v.phone(number)  # the usual refusal for what is no phone number at all
+    digits = "".join(c for c in number if c.isdigit())
+    if not number.strip().startswith("+") or not 8 <= len(digits) <= 15:
+        raise InvalidValueError("phone", "a provider number is written +<country code><number>")
+    return "+" + digits

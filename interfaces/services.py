@@ -73,7 +73,8 @@ class Services:
         if self._providers is None:
             from interfaces.providers.factory import HttpProviderFactory
 
-            self._providers = HttpProviderFactory()
+            allow = self.settings.provider_private_urls
+            self._providers = HttpProviderFactory(allow_private=allow)
         return self._providers
 
     def find_lead_by_phone(self, organization_id: UUID, phone: str) -> UUID | None:

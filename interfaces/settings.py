@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     master_key: str = ""
     #: the public base URL providers call back (webhooks, call status callbacks)
     public_url: str = "http://127.0.0.1:8000"
+    #: provider base URLs may point at loopback/private addresses (local bridges, tests)
+    provider_private_urls: bool = False
     #: deliver recorded sends (messages, calls) from this process's projector host; turn off
     #: where `crm outbox run` does it instead
     outbox: bool = True
@@ -210,5 +212,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=_log_level(env),
         master_key=master,
         public_url=public_url,
+        provider_private_urls=_flag(env, "CRM_PROVIDER_PRIVATE_URLS", False),
         outbox=_flag(env, "CRM_OUTBOX", True),
     )

@@ -47,7 +47,7 @@ sa.Index(
 )
 
 CALL_EVENTS = frozenset(
-    f"Call.{n}" for n in ("Started", "Progressed", "Ended", "RecordingAttached")
+    f"Call.{n}" for n in ("Started", "Dialed", "Progressed", "Ended", "RecordingAttached")
 )
 
 
@@ -112,7 +112,9 @@ def _started(e: Call.Started, position: int) -> dict[str, Any]:
 
 
 def _apply(row: dict[str, Any], e: Any) -> None:
-    if isinstance(e, Call.Progressed):
+    if isinstance(e, Call.Dialed):
+        row["provider_call_id"] = e.provider_call_id
+    elif isinstance(e, Call.Progressed):
         row["status"] = e.status
         row["provider_call_id"] = e.provider_call_id or row["provider_call_id"]
         if e.status == "answered":

@@ -261,6 +261,8 @@ class _Work:
             return
         if isinstance(e, Conversation.MessageReceived | Conversation.MessageSent):
             self._message(row, e, env.position)
+            if isinstance(e, Conversation.MessageReceived):
+                row["status"] = "open"  # the contact writing again reopens a closed conversation
         elif isinstance(e, Conversation.HandedOff):
             row.update(handled_by=e.to_user_id, assigned_to=e.to_user_id or row["lead_assignee_id"])
         elif isinstance(e, Conversation.Closed):

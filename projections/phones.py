@@ -12,6 +12,21 @@ import phonenumbers
 PREFIXES = ("whatsapp:", "tel:", "sip:")
 
 
+def whatsapp_id(wa_id: str) -> str:
+    """A WhatsApp id's digits as a dialable international number.
+
+    Meta keeps the ids of accounts registered before a numbering change: Brazilian mobiles
+    without the ninth digit (55 + area + 8 digits starting 6-9) and Mexican mobiles with the
+    old `1` after 52. Both are rewritten to today's number so they match the lead's phone.
+    """
+    digits = "".join(c for c in wa_id if c.isdigit())
+    if len(digits) == 12 and digits.startswith("55") and digits[4] in "6789":
+        return digits[:4] + "9" + digits[4:]
+    if len(digits) == 13 and digits.startswith("521"):
+        return "52" + digits[3:]
+    return digits
+
+
 def e164(raw: str | None, region: str | None = None) -> str | None:
     """The number in E.164 (`+5511987654321`), or None if it is not a valid phone number.
 
@@ -32,7 +47,7 @@ def e164(raw: str | None, region: str | None = None) -> str | None:
         if text.startswith("00"):
             candidates = ["+" + text[2:]]
         elif region is None:
-            candidates = ["+" + text]
+            candidates = ["+" + whatsapp_id(text)]
     for candidate in candidates:
         try:
             number = phonenumbers.parse(candidate, region)

@@ -30,6 +30,7 @@ def settings_for(url: str, **extra: str) -> Settings:
     # rate limits are tested on their own; elsewhere they would turn generated traffic into 429s;
     # the outbox too (tests/application/test_outbox.py): elsewhere it would call real providers
     base = {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off", "CRM_OUTBOX": "off"}
+    base["CRM_PROVIDER_PRIVATE_URLS"] = "on"  # the local provider servers are on 127.0.0.1
     return load_settings(base | {"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": SECRET, **extra})
 
 

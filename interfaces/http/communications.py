@@ -24,6 +24,8 @@ from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_serv
 # sales talk only to the leads assigned to them (the guard checks the lead's assignee)
 OWN = {"permission": Permission.LEADS_WRITE, "own": "lead_id"}
 WRITE = {"permission": Permission.LEADS_WRITE}
+# and only the conversations of their own leads
+OWN_CONVERSATION = WRITE | {"own": "conversation_id"}
 READ = {"permission": Permission.LEADS_READ}
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 Cursor = Annotated[str | None, QueryParameter(max_length=500)]
@@ -95,7 +97,13 @@ class ConversationCommandController(Controller):
     dependencies = {"ctx": Provide(provide_ctx), "services": Provide(provide_services)}  # noqa: RUF012
     tags = ["conversations"]  # noqa: RUF012
 
-    @post("/handoff", opt=WRITE, sync_to_thread=True, status_code=200, operation_id="handOff")
+    @post(
+        "/handoff",
+        opt=OWN_CONVERSATION,
+        sync_to_thread=True,
+        status_code=200,
+        operation_id="handOff",
+    )
     def hand_off(
         self,
         conversation_id: FromPath[UUID],
@@ -109,7 +117,13 @@ class ConversationCommandController(Controller):
         )
         return Written(id=cid, version=version, position=position)
 
-    @post("/close", opt=WRITE, sync_to_thread=True, status_code=200, operation_id="closeChat")
+    @post(
+        "/close",
+        opt=OWN_CONVERSATION,
+        sync_to_thread=True,
+        status_code=200,
+        operation_id="closeChat",
+    )
     def close(self, conversation_id: FromPath[UUID], ctx: CtxDep, services: ServicesDep) -> Written:
         """Close the conversation: it takes no more outbound messages."""
         cid, version, position = conversations.close(services.app, conversation_id, ctx)

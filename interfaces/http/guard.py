@@ -31,6 +31,7 @@ from application.context import Ctx
 from application.organizations import organization_exists, role_in
 from application.permissions import OWN_LEADS_ONLY, Permission, allows
 from application.security import record_incident
+from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.values import Actor, Role
 from interfaces.security import InvalidTokenError, TokenClaims
@@ -228,6 +229,8 @@ def _check_own(services: Services, ctx: Ctx, call: _Call, own: str, claimed: Any
         return
     if not isinstance(claimed, UUID):
         return  # the route's own validation answers
+    if own == "conversation_id":  # a conversation is the lead's: its owner may act on it
+        claimed = services.app.view(Conversation, claimed, ctx.organization_id).lead_id
     lead = services.app.view(Lead, claimed, ctx.organization_id)
     if lead.assignee_id != ctx.user_id:
         _refuse(services, ctx, call, "sales change only leads assigned to them")

@@ -15,8 +15,10 @@ from application import integrations as cmds
 from application.conversations import IntegrationMissingError
 from application.permissions import Permission
 from application.providers import SessionState
+from domain.errors import InvalidValueError
 from domain.integrations import VOIP, WHATSAPP
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
+from interfaces.providers.destinations import refusal
 from interfaces.services import Services
 
 MANAGE = {"permission": Permission.INTEGRATIONS_MANAGE}
@@ -44,6 +46,14 @@ def _changed(services: Services, kind: str, written: cmds.Written) -> Integratio
     return IntegrationChanged(integration=view, version=written.version, position=written.position)
 
 
+def _check_destination(services: Services, base_url: str | None) -> None:
+    reason = (
+        None if base_url is None else refusal(base_url, services.settings.provider_private_urls)
+    )
+    if reason is not None:
+        raise InvalidValueError("base_url", reason)
+
+
 class IntegrationController(Controller):
     path = "/integrations"
     guards = [tenant_guard]  # noqa: RUF012
@@ -69,6 +79,7 @@ class IntegrationController(Controller):
     ) -> IntegrationChanged:
         """Configure the Business API or a WhatsApp Web bridge; becomes active unless
         `activate` is false (the first provider is always active)."""
+        _check_destination(services, data.base_url)
         written = cmds.setup_provider(services.app, services.secret_box, WHATSAPP, data, ctx)
         return _changed(services, WHATSAPP, written)
 
@@ -115,6 +126,7 @@ class IntegrationController(Controller):
         self, data: JSONBody[cmds.VoipSetup], ctx: CtxDep, services: ServicesDep
     ) -> IntegrationChanged:
         """Configure Twilio or Telnyx; becomes active unless `activate` is false."""
+        _check_destination(services, data.base_url)
         written = cmds.setup_provider(services.app, services.secret_box, VOIP, data, ctx)
         return _changed(services, VOIP, written)
 

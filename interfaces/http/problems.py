@@ -150,7 +150,9 @@ def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Re
     """A provider's API refused or failed a synchronous request (e.g. a bridge QR code)."""
     log.warning("provider error on %s: %s (code %s)", request.url.path, exc, exc.code)
     status = 503 if exc.retryable else 502
-    return problem(request, status, f"the provider answered: {exc}", provider_code=exc.code)
+    # the provider's own text stays in the log: an answer never relays a remote body
+    detail = "the provider is unreachable or failing" if exc.retryable else "the provider refused"
+    return problem(request, status, detail, provider_code=exc.code)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

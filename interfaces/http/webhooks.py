@@ -8,6 +8,8 @@ message, status or call event id is recorded once), and answered 200 as soon as 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -21,7 +23,7 @@ from application import calls, conversations
 from application.integrations import credentials
 from application.providers import Credentials
 from application.security import record_incident
-from domain.errors import DomainError, NotFoundError
+from domain.errors import DomainError, NotFoundError, VersionConflictError
 from domain.integrations import VOIP, WHATSAPP
 from domain.security import PLATFORM
 from domain.values import Actor
@@ -69,7 +71,33 @@ def _is_organization(services: Services, organization_id: UUID) -> bool:
     return services.app.recorder.organization_of(organization_id) == organization_id
 
 
+class _Recent:
+    """Rejected webhooks cost no audit record each: one per (organization, provider, reason)
+    a minute per process — an unsigned flood must not grow the event log without bound."""
+
+    window = 60.0
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[UUID, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: tuple[UUID, str, str]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self.window}
+            if now - self._seen.get(key, -self.window) < self.window:
+                return False
+            self._seen[key] = now
+            return True
+
+
+_RECENT = _Recent()
+
+
 def _incident(request: AnyRequest, organization_id: UUID, provider: str, reason: str) -> None:
+    if not _RECENT.first((organization_id, provider, reason)):
+        return
     actor = Actor(
         kind="provider",
         id=provider,
@@ -107,14 +135,20 @@ def _verified(
 
 
 def _each(items: list[Any], record: Callable[[Any], object], what: str, org: UUID) -> int:
-    """Record every item; one the domain refuses (e.g. no phone) is skipped, not fatal."""
+    """Record every item; one the domain refuses (e.g. no phone) is skipped, not fatal.
+
+    A lost race that survived its retries is not a refusal: it escapes, the provider gets an
+    error and redelivers, and what was recorded already is recognised by its id.
+    """
     done = 0
     for item in items:
         try:
             if record(item) is not None:
                 done += 1
+        except VersionConflictError:
+            raise
         except DomainError as refused:
-            log.warning("webhook %s skipped organization_id=%s: %s", what, org, refused)
+            log.error("webhook %s skipped organization_id=%s: %s", what, org, refused)
     return done
 
 

@@ -18,6 +18,7 @@ from application.providers import (
     Credentials,
     MessageSender,
 )
+from interfaces.providers import destinations
 from interfaces.providers.cloud_api import CloudApiSender
 from interfaces.providers.telnyx_voice import TelnyxCalls
 from interfaces.providers.twilio_voice import TwilioCalls
@@ -27,14 +28,21 @@ from interfaces.providers.waha import WahaBridge
 class HttpProviderFactory:
     """Implements ProviderFactory over HTTP; `close()` releases the shared connection pool."""
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(self, timeout: float = 10.0, *, allow_private: bool = False) -> None:
         self._timeout = timeout
+        self._allow_private = allow_private
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
         )
 
+    def _checked(self, credentials: Credentials) -> Credentials:
+        # checked at every use, not only at setup: a name may resolve elsewhere later
+        destinations.check(credentials.settings.get("base_url"), self._allow_private)
+        return credentials
+
     def message_sender(self, credentials: Credentials) -> MessageSender:
+        credentials = self._checked(credentials)
         if credentials.provider_type == BUSINESS_API:
             return CloudApiSender(credentials, self._client)
         if credentials.provider_type == WEB_BRIDGE:
@@ -42,6 +50,7 @@ class HttpProviderFactory:
         raise ValueError(f"no message sender for provider {credentials.provider_type!r}")
 
     def call_placer(self, credentials: Credentials) -> CallPlacer:
+        credentials = self._checked(credentials)
         if credentials.provider_type == TWILIO:
             return TwilioCalls(credentials, timeout=self._timeout)
         if credentials.provider_type == TELNYX:
@@ -49,6 +58,7 @@ class HttpProviderFactory:
         raise ValueError(f"no call placer for provider {credentials.provider_type!r}")
 
     def bridge_sessions(self, credentials: Credentials) -> BridgeSessions:
+        credentials = self._checked(credentials)
         if credentials.provider_type == WEB_BRIDGE:
             return WahaBridge(credentials, self._client)
         raise ValueError(f"provider {credentials.provider_type!r} has no bridge session")

@@ -32,7 +32,7 @@ _STATUSES = {
     "call.ringing": "ringing",  # not a Call Control event today; mapped should it appear
     "call.answered": "answered",
     "call.hangup": "ended",
-    "call.recording.saved": "ended",
+    "call.recording.saved": "recording",  # may arrive before the hangup: it ends nothing
 }
 # hangup_cause -> outcome; call_rejected depends on who rejected (see _outcome)
 _OUTCOMES = {

@@ -170,6 +170,7 @@ class _Status(msgspec.Struct):
     timestamp: str | int
     recipient_id: str | None = None
     errors: list[_Error] | None = None
+    biz_opaque_callback_data: str | None = None
 
 
 class _Metadata(msgspec.Struct):
@@ -301,6 +302,7 @@ def _status(raw: _Status) -> MessageStatusUpdate | None:
         at=_unix(raw.timestamp),
         recipient=raw.recipient_id,
         error=error,
+        our_message_id=raw.biz_opaque_callback_data,
     )
 
 

@@ -170,3 +170,97 @@ def test_a_call_placed_outside_the_crm_is_not_logged(services: Services) -> None
     )
     assert recorded is None
     assert isinstance(UUID(int=0), UUID)
+
+
+def test_a_status_that_overtakes_the_outbox_finds_its_message_by_our_echoed_id(
+    services: Services,
+) -> None:
+    ctx = owner_of(services)
+    whatsapp(services, ctx)
+    got = receive(services, ctx, inbound("wamid.in"))
+    queued = conversations.send_message(
+        services.app, got.lead_id, conversations.SendMessage(text="olá"), ctx, now=NOW
+    )
+    org = ctx.organization_id
+    early = MessageStatusUpdate(
+        "wamid.fast",
+        "delivered",
+        NOW,
+        recipient="5511987654321",
+        our_message_id=str(queued.message_id),
+    )
+    assert conversations.record_status(services.app, org, early, actor=PROVIDER)
+    # the outbox records the acceptance afterwards: nothing moves back
+    conversations.mark_sent(
+        services.app, org, queued.conversation_id, queued.message_id, "wamid.fast", actor=PROVIDER
+    )
+    chat = services.app.load(Conversation, queued.conversation_id, org)
+    assert chat.statuses[queued.message_id] == "delivered"
+    assert chat.provider_ids["wamid.fast"] == queued.message_id
+    # an echoed id that is not one of our sent messages matches nothing
+    stray = MessageStatusUpdate(
+        "wamid.x", "read", NOW, recipient="5511987654321", our_message_id=str(got.message_id)
+    )
+    assert conversations.record_status(services.app, org, stray, actor=PROVIDER) is None
+
+
+def test_a_web_bridge_sends_free_text_without_the_business_window(services: Services) -> None:
+    ctx = owner_of(services)
+    setup = integrations.WhatsAppSetup(
+        provider="web_bridge",
+        base_url="http://127.0.0.1:1",
+        session="default",
+        api_key="k",
+        hmac_key="h",
+    )
+    integrations.setup_provider(services.app, services.secret_box, "whatsapp", setup, ctx)
+    from application.leads import CaptureLead, capture_lead
+
+    lead = capture_lead(services.app, CaptureLead(full_name="Ana", phone="+5511987654321"), ctx)
+    sent = conversations.send_message(
+        services.app, lead.id, conversations.SendMessage(text="Olá!"), ctx, now=NOW
+    )
+    assert (sent.status, sent.provider_type) == ("queued", "web_bridge")
+
+
+def test_a_recording_reported_before_the_hangup_keeps_the_real_end(services: Services) -> None:
+    ctx = owner_of(services)
+    actor = conversations.provider_actor("telnyx")
+    base = {
+        "provider_call_id": "v3:abc",
+        "direction": "inbound",
+        "from_number": "+5511987654321",
+        "to_number": "+14155552671",
+        "at": NOW,
+    }
+
+    def record(update: CallUpdate) -> calls.CallRecorded | None:
+        return calls.record_call_update(
+            services.app,
+            services.find_lead_by_phone,
+            ctx.organization_id,
+            "telnyx",
+            update,
+            actor=actor,
+        )
+
+    first = record(CallUpdate(event_id="e1", status="answered", **base))
+    record(
+        CallUpdate(
+            event_id="e3", status="recording", recording_url="https://r.example/1.mp3", **base
+        )
+    )
+    record(CallUpdate(event_id="e2", status="ended", outcome="busy", duration_seconds=125, **base))
+    assert first is not None
+    call = services.app.load(Call, first.call_id, ctx.organization_id)
+    assert (call.status, call.duration_seconds, call.outcome) == ("ended", 125, "busy")
+    assert call.recordings == ["https://r.example/1.mp3"]
+
+
+def test_old_brazilian_and_mexican_whatsapp_ids_match_todays_numbers() -> None:
+    from projections.phones import e164
+
+    assert e164("553188887777") == e164("+55 31 98888-7777") == "+5531988887777"
+    assert e164("5215639691841") == e164("+52 56 3969 1841") == "+525639691841"
+    assert e164("551133334444") == "+551133334444"  # a landline keeps its eight digits
+    assert e164("5511987654321") == "+5511987654321"

@@ -161,3 +161,25 @@ def test_a_conversations_events_rebuild_it_through_the_event_store(
     c.hand_off(uuid4(), actor=ACTOR)
     events: list[Any] = list(c.collect_events())
     assert replay(through_the_event_store(event_mapper, events)) == c
+
+
+def test_the_contact_writing_again_reopens_a_closed_conversation() -> None:
+    c = Conversation.start(
+        organization_id=uuid4(),
+        lead_id=uuid4(),
+        channel="whatsapp",
+        contact="+5511987654321",
+        actor=ACTOR,
+    )
+    c.close(actor=ACTOR)
+    with pytest.raises(ConversationClosedError):
+        c.send(provider_type="business_api", template_name="w", now=T0, actor=ACTOR)
+    c.receive(
+        provider_message_id="wamid.again",
+        provider_type="business_api",
+        text="oi",
+        sent_at=T0,
+        actor=ACTOR,
+    )
+    assert not c.closed
+    c.send(provider_type="business_api", text="olá", now=T0, actor=ACTOR)

@@ -131,16 +131,17 @@ def test_changing_one_secret_keeps_the_others(client: TestClient[Any], services:
     assert "rotated" not in repr(creds)
 
 
-def test_voip_setup_takes_numbers_and_normalises_nothing_it_cannot_read(
+def test_voip_setup_takes_international_numbers_only(
     client: TestClient[Any],
 ) -> None:
     acme = register(client)
     result = setup(acme, "voip", TWILIO)
     (twilio,) = result["integration"]["providers"]
-    assert twilio["numbers"] == ["+1 415 555 2671"]
+    assert twilio["numbers"] == ["+14155552671"]  # kept as providers dial it
     assert set(twilio["webhook_urls"]) == {"voice", "status"}
-    bad = acme.post("/integrations/voip/setup", json=TWILIO | {"numbers": ["call me"]})
-    assert assert_problem(bad, 422)["errors"][0]["field"] == "phone"
+    for bad in (["call me"], ["(11) 98765-4321"]):
+        answer = acme.post("/integrations/voip/setup", json=TWILIO | {"numbers": bad})
+        assert assert_problem(answer, 422)["errors"][0]["field"] == "phone"
 
 
 @pytest.mark.parametrize(
@@ -209,3 +210,64 @@ def test_the_qr_code_needs_a_web_bridge(client: TestClient[Any]) -> None:
     acme = register(client)
     setup(acme, "whatsapp", CLOUD)
     assert_problem(acme.post("/integrations/whatsapp/qr-code"), 409)
+
+
+def test_the_qr_code_starts_the_bridge_session_with_our_signed_webhook(
+    client: TestClient[Any], services: Services
+) -> None:
+    from tests.support.provider_servers import WahaServer
+
+    acme = register(client)
+    with WahaServer(api_key="waha-api-key-very-secret", sessions={}) as waha:
+        setup(acme, "whatsapp", BRIDGE | {"base_url": waha.url, "session": "sales"})
+        response = acme.post("/integrations/whatsapp/qr-code")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["status"], body["qr"]) == ("qr_required", waha.qr_value)
+        webhook = f"{services.settings.public_url}/webhooks/whatsapp-web/{acme.organization_id}"
+        assert body["webhook_url"] == webhook
+        assert "ban" in body["warning"]
+        created = next(r for r in waha.requests if r.method == "POST" and r.path == "/api/sessions")
+        (hook,) = created.json["config"]["webhooks"]
+        assert hook["url"] == webhook
+        assert hook["hmac"] == {"key": "waha-hmac-key-very-secret"}
+        assert set(hook["events"]) >= {"message", "message.ack", "session.status"}
+    # the bridge is gone: the provider's failure is a 503 problem, not a 500
+    assert_problem(acme.post("/integrations/whatsapp/qr-code"), 503)
+
+
+def test_a_provider_url_into_the_servers_own_network_is_refused(
+    database_url: str,
+) -> None:
+    from interfaces.http.app import create_app
+    from interfaces.services import build_services
+    from tests.conftest import settings_for
+
+    services = build_services(settings_for(database_url, CRM_PROVIDER_PRIVATE_URLS="off"))
+    services.hasher = __import__("tests.support.api", fromlist=["CheapHasher"]).CheapHasher()
+    try:
+        with TestClient(create_app(services, own_services=False)) as client:
+            acme = register(client)
+            for url in (
+                "http://127.0.0.1:3000",
+                "http://169.254.169.254/latest",
+                "http://10.0.0.7",
+            ):
+                body = BRIDGE | {"base_url": url}
+                problem = assert_problem(acme.post("/integrations/whatsapp/setup", json=body), 422)
+                assert problem["errors"][0]["field"] == "base_url"
+            # a name that resolved elsewhere at setup is checked again before every request
+            from application.providers import Credentials, ProviderError
+
+            creds = Credentials(
+                organization_id=UUID(acme.organization_id),
+                kind="whatsapp",
+                provider_type="web_bridge",
+                settings={"base_url": "http://localhost:3000", "session": "s"},
+                secrets={"api_key": "k", "hmac_key": "h"},
+            )
+            with pytest.raises(ProviderError) as refused:
+                services.providers.bridge_sessions(creds)
+            assert refused.value.code == "destination_refused" and not refused.value.retryable
+    finally:
+        services.close()

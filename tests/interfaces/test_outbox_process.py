@@ -74,6 +74,7 @@ def test_a_send_recorded_before_a_kill_is_delivered_once_after_restart(
             "CRM_SECRET_KEY": SECRET,
             "CRM_MASTER_KEY": MASTER,
             "CRM_THREADS": "4",
+            "CRM_PROVIDER_PRIVATE_URLS": "on",  # the Graph server is local
         }
         settings = load_settings(crm)
         engine = make_engine(settings)

@@ -1057,7 +1057,7 @@ def test_a_telnyx_saved_recording_gives_its_mp3_url_and_duration() -> None:
     )
     update = telnyx.parse(body)
     assert update is not None
-    assert (update.status, update.outcome) == ("ended", None)
+    assert (update.status, update.outcome) == ("recording", None)
     assert update.recording_url == "https://s3.amazonaws.com/telnyx/r.mp3?sig=1"
     assert update.recording_duration == 35
 
