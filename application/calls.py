@@ -35,6 +35,8 @@ class PlaceCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Click-to-call: optionally which of the organization's numbers calls out."""
 
     from_number: str | None = None
+    #: the rep's own phone (+country code): Twilio connects it when the lead answers
+    connect_to: str | None = None
 
 
 class CallQueued(msgspec.Struct, frozen=True):
@@ -75,6 +77,7 @@ def place_call(app: CrmApplication, lead_id: UUID, cmd: PlaceCall, ctx: Ctx) -> 
         provider_type=config.provider_type,
         from_number=from_number,
         to_number=to_number,
+        connect_to=_rep_phone(cmd.connect_to),
         actor=ctx.actor,
     )
     position = app.commit(call)
@@ -88,6 +91,15 @@ def place_call(app: CrmApplication, lead_id: UUID, cmd: PlaceCall, ctx: Ctx) -> 
         version=call.version,
         position=position,
     )
+
+
+def _rep_phone(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    phone = e164(raw)
+    if phone is None:
+        raise InvalidValueError("connect_to", "must be a phone number with its +country code")
+    return phone
 
 
 def record_call_update(

@@ -188,6 +188,7 @@ class Dispatcher:
             from_number=str(item.payload["from_number"]),
             to_number=str(item.payload["to_number"]),
             status_callback_url=self.status_callback_url(item),
+            connect_to=item.payload.get("connect_to"),
         )
 
     def status_callback_url(self, item: OutboxItem) -> str:

@@ -74,6 +74,7 @@ class OutboundCall(msgspec.Struct, frozen=True):
     from_number: str  # E.164: one of the organization's provider numbers
     to_number: str  # E.164
     status_callback_url: str  # where the provider posts call progress for this organization
+    connect_to: str | None = None  # E.164 of the rep to bridge when the callee answers
 
 
 class CallAccepted(msgspec.Struct, frozen=True):

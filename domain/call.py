@@ -45,6 +45,7 @@ class Call(TenantAggregate):
         from_number: str
         to_number: str
         provider_call_id: str | None
+        connect_to: str | None = None  # click-to-call: the rep's phone, bridged on answer
 
         def apply(self, call: Call) -> None:
             call.organization_id = self.organization_id
@@ -113,6 +114,7 @@ class Call(TenantAggregate):
         actor: Actor,
         provider_call_id: str | None = None,
         id: UUID | None = None,
+        connect_to: str | None = None,
     ) -> Call:
         if direction not in DIRECTIONS:
             raise InvalidValueError("direction", "must be inbound or outbound")
@@ -129,6 +131,7 @@ class Call(TenantAggregate):
             direction=direction,
             provider_type=v.text("provider_type", provider_type, max_length=40),
             provider_call_id=v.optional_text("provider_call_id", provider_call_id, max_length=200),
+            connect_to=v.phone(connect_to),
             **numbers,
         )
 

@@ -149,6 +149,8 @@ def _message_row(envelope: Envelope) -> dict[str, Any]:
 def _call_row(envelope: Envelope) -> dict[str, Any]:
     e = envelope.event
     payload = {"from_number": e.from_number, "to_number": e.to_number}
+    if getattr(e, "connect_to", None):
+        payload["connect_to"] = e.connect_to
     return _row(envelope, CALL, e.originator_id, payload)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.analytics import AnalyticsProjector
 from projections.audit import AuditProjector
 from projections.base import Projector
 from projections.calls import CallsProjector
@@ -22,4 +23,5 @@ def all_projectors() -> list[Projector]:
         AuditProjector(),
         DirectoryProjector(),
         OutboxProjector(),
+        AnalyticsProjector(),
     ]

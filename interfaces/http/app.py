@@ -10,6 +10,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from interfaces.http.analytics import AnalyticsController
 from interfaces.http.api_keys import ApiKeyController
 from interfaces.http.audit import AuditController
 from interfaces.http.auth import AuthController
@@ -73,6 +74,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             InboxController,
             PipelineController,
             AuditController,
+            AnalyticsController,
             OrganizationController,
             OrganizationAccessController,
             ApiKeyController,

@@ -87,7 +87,7 @@ class TwilioCalls:
                 status_callback=call.status_callback_url,
                 status_callback_event=EVENTS,
                 status_callback_method="POST",
-                **self._answer,
+                **(bridge(call) if call.connect_to else self._answer),
             )
         except (TwilioRestException, TwilioServiceException) as exc:
             raise rest_error(exc) from exc
@@ -110,6 +110,13 @@ class TwilioCalls:
     def close(self) -> None:
         if self._http.session is not None:
             self._http.session.close()
+
+
+def bridge(call: OutboundCall) -> dict[str, Any]:
+    """When the lead answers, ring the rep's phone and join them (the lead sees our number)."""
+    rep = escape(call.connect_to or "")
+    caller = escape(call.from_number, {'"': "&quot;"})
+    return {"twiml": f'<Response><Dial callerId="{caller}">{rep}</Dial></Response>'}
 
 
 def answer_instructions(credentials: Credentials) -> dict[str, Any]:

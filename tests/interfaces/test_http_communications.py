@@ -104,6 +104,13 @@ def test_a_lead_without_a_reachable_phone_or_an_organization_without_providers_i
     other = acme.capture(phone="+55 11 98765-4321")["id"]
     bad_from = {"from_number": "+442079460000"}
     assert_problem(acme.post(f"/crm/leads/{other}/calls", json=bad_from), 422)
+    bad_rep = {"connect_to": "(11) 91111-2222"}  # no country code
+    assert (
+        assert_problem(acme.post(f"/crm/leads/{other}/calls", json=bad_rep), 422)["errors"][0][
+            "field"
+        ]
+        == "connect_to"
+    )
 
 
 def test_sales_talk_only_to_their_own_leads_and_viewers_not_at_all(

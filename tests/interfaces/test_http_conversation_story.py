@@ -127,11 +127,15 @@ def test_a_lead_writes_the_rep_answers_and_calls_back_and_it_is_all_on_the_timel
         assert mine[0]["id"] == sent.json()["message_id"]
 
         # 3. the rep calls back; the outbox asks Twilio to place it, Twilio calls back
-        placed = rep.post(f"/crm/leads/{lead_id}/calls", json={})
+        placed = rep.post(f"/crm/leads/{lead_id}/calls", json={"connect_to": "+55 11 91111-2222"})
         assert placed.status_code == 201, placed.text
         call_id = placed.json()["call_id"]
         dial = eventually(lambda: twilio.requests, "Twilio was asked to place the call")[0]
         assert (dial.form["To"], dial.form["From"]) == ("+5511987654321", OURS)
+        # when the lead answers, Twilio rings the rep and joins them, showing our number
+        assert dial.form["Twiml"] == (
+            f'<Response><Dial callerId="{OURS}">+5511911112222</Dial></Response>'
+        )
         callback = dial.form["StatusCallback"]
         assert parse_qs(urlsplit(callback).query)["call_id"] == [call_id]
         path = urlsplit(callback).path + "?" + urlsplit(callback).query
