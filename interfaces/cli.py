@@ -204,6 +204,7 @@ def projections() -> None:
 
 
 def _runner(names: tuple[str, ...] = ()) -> Any:
+    from interfaces.live import AnalyticsCoalescer
     from interfaces.services import build_services, projector_batch_setup
     from projections.registry import all_projectors
     from projections.runner import ProjectionRunner
@@ -225,7 +226,7 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
                 services.app.mapper,
                 chosen,
                 before_batch=projector_batch_setup(settings),
-                after_batch=services.live,
+                after_batch=AnalyticsCoalescer(services.live),
             )
         except BaseException:
             services.close()

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -93,6 +94,9 @@ class RedisPublisher:
             pipe.publish(channel(org), text)
         pipe.execute()
 
+    def send(self, organization_id: UUID, text: str) -> None:
+        self.client.publish(channel(organization_id), text)
+
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
@@ -150,11 +154,89 @@ class LocalPublisher:
                 except Exception:  # one gone subscriber must not starve the others
                     log.exception("could not hand a change to a subscriber")
 
+    def send(self, organization_id: UUID, text: str) -> None:
+        with self._lock:
+            inboxes = list(self._subscribers.get(organization_id, ()))
+        for inbox in inboxes:
+            try:
+                inbox.put(text)
+            except Exception:
+                log.exception("could not hand a change to a subscriber")
+
     def ping(self) -> bool:
         return True
 
     def close(self) -> None:
         pass
+
+
+class AnalyticsCoalescer:
+    """Announces analytics as one `analytics.changed` per organization at most every `interval`
+    seconds (a dashboard refetches once, not per batch); every other projection passes through.
+
+    The first change after a quiet interval goes out at once; changes during the interval are
+    folded into one message sent when it ends, carrying the latest position.
+    """
+
+    projection = "analytics"
+
+    def __init__(self, publisher: RedisPublisher | LocalPublisher, interval: float = 1.0) -> None:
+        self.publisher = publisher
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[UUID, float] = {}
+        self._pending: dict[UUID, int] = {}
+
+    def __call__(
+        self,
+        projection: str,
+        organizations: Mapping[UUID, int],
+        changes: Mapping[UUID, Sequence[Change]] | None = None,
+    ) -> None:
+        if projection != self.projection:
+            self.publisher(projection, organizations, changes)
+            return
+        now = time.monotonic()
+        due: list[tuple[UUID, int]] = []
+        with self._lock:
+            for org, position in organizations.items():
+                if org in self._pending:
+                    self._pending[org] = max(self._pending[org], position)
+                elif now - self._last.get(org, -self.interval) >= self.interval:
+                    self._last[org] = now
+                    due.append((org, position))
+                else:
+                    self._pending[org] = position
+                    wait = self.interval - (now - self._last[org])
+                    timer = threading.Timer(wait, self._flush, args=(org,))
+                    timer.daemon = True
+                    timer.start()
+        for org, position in due:
+            self._send(org, position)
+
+    def _flush(self, org: UUID) -> None:
+        with self._lock:
+            position = self._pending.pop(org, None)
+            self._last[org] = time.monotonic()
+        if position is not None:
+            self._send(org, position)
+
+    def _send(self, org: UUID, position: int) -> None:
+        # the shape of every change message, so one client loop reads them all
+        text = json.dumps(
+            {
+                "type": "analytics.changed",
+                "organization_id": str(org),
+                "projection": self.projection,
+                "position": position,
+                "changes": [],
+                "truncated": False,
+            }
+        )
+        try:
+            self.publisher.send(org, text)
+        except Exception:  # live updates never break the projector
+            log.exception("could not announce analytics organization_id=%s", org)
 
 
 class LoopInbox:

@@ -16,7 +16,7 @@ from application.store import CrmApplication
 from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine
 from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
-from interfaces.live import LocalPublisher, RedisPublisher
+from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
 from interfaces.settings import Settings
@@ -183,7 +183,7 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
             app.mapper,
             all_projectors(),
             before_batch=projector_batch_setup(settings),
-            after_batch=live,
+            after_batch=AnalyticsCoalescer(live),
         )
         wake = runner.wake
         app.after_commit = lambda _position: wake()

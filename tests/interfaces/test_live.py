@@ -216,3 +216,36 @@ def test_the_websocket_delivers_an_organizations_changes_to_its_members_only(
                 heard.append(receive_json(theirs, timeout=0.5))
         assert {m["organization_id"] for m in heard} <= {other.organization_id}
         assert lead["id"] not in json.dumps(heard)
+
+
+def test_analytics_changes_are_announced_at_most_once_a_second_per_organization() -> None:
+    import json as _json
+    import time as _time
+    from uuid import uuid4 as _uuid4
+
+    from interfaces.live import AnalyticsCoalescer, LocalPublisher
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.items: list[dict[str, object]] = []
+
+        def put(self, item: str) -> None:
+            self.items.append(_json.loads(item))
+
+    publisher = LocalPublisher()
+    coalesce = AnalyticsCoalescer(publisher, interval=0.3)
+    acme, other = _uuid4(), _uuid4()
+    mine, theirs = Inbox(), Inbox()
+    publisher.subscribe(acme, mine)
+    publisher.subscribe(other, theirs)
+    for position in range(1, 6):  # five analytics batches in quick succession
+        coalesce("analytics", {acme: position})
+    coalesce("leads", {acme: 6})  # other projections pass through untouched
+    deadline = _time.monotonic() + 5
+    while len(mine.items) < 3 and _time.monotonic() < deadline:
+        _time.sleep(0.02)
+    analytics = [m for m in mine.items if m.get("type") == "analytics.changed"]
+    assert [m["position"] for m in analytics] == [1, 5]  # the first at once, the rest folded
+    assert all(m["organization_id"] == str(acme) for m in analytics)
+    assert [m["projection"] for m in mine.items if "type" not in m] == ["leads"]
+    assert theirs.items == []
