@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [NAME ...]`: run the benchmarks against PostgreSQL.
 
-NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f);
-default all.
+NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f),
+analytics (g); default all.
 Every benchmark creates its own scratch database and drops it at the end. Figures are printed
 with ratios to a raw baseline measured in the same run; nothing is asserted. The summary is
 also written to bench/results/latest.json.
@@ -26,6 +26,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
+    from bench.analytics import bench_analytics
     from bench.board import bench_board
     from bench.catchup import bench_catchup
     from bench.ryw import bench_ryw
@@ -39,10 +40,19 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
         "tenants": ("(d) HTTP commands from many organizations; table lock", bench_tenants),
         "ryw": ("(e) read-your-writes wait", bench_ryw),
         "webhooks": ("(f) WhatsApp webhook ingestion, outbox delivery, inbox RYW", bench_webhooks),
+        "analytics": ("(g) analytics catch-up; endpoint latency, one year", bench_analytics),
     }
 
 
-ALIASES = {"a": "http", "b": "catchup", "c": "board", "d": "tenants", "e": "ryw", "f": "webhooks"}
+ALIASES = {
+    "a": "http",
+    "b": "catchup",
+    "c": "board",
+    "d": "tenants",
+    "e": "ryw",
+    "f": "webhooks",
+    "g": "analytics",
+}
 
 
 def print_summary(results: Results) -> None:

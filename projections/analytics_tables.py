@@ -90,6 +90,8 @@ rm_analytics_daily = sa.Table(
     sa.Column("kind", sa.String(20), primary_key=True),
     *[sa.Column(c.name, c.type, primary_key=True) for c in _dimensions()],
     *_measures(),
+    # each question asks for a few kinds over a range of days: kind before day
+    sa.Index("ix_rm_analytics_daily_kind", "organization_id", "kind", "day"),
 )
 
 rm_analytics_leads = sa.Table(

@@ -77,6 +77,9 @@ def upgrade() -> None:
         *_dimensions(key=True),
         *_measures(),
     )
+    op.create_index(
+        "ix_rm_analytics_daily_kind", "rm_analytics_daily", ["organization_id", "kind", "day"]
+    )
     op.create_table(
         "rm_analytics_leads",
         sa.Column("organization_id", sa.Uuid(), primary_key=True),
