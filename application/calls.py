@@ -7,24 +7,22 @@ call id in the callback URL we gave the provider. Unknown callers become leads (
 
 from __future__ import annotations
 
-import random
-import time
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
 from application.context import Ctx
 from application.conversations import (
-    ATTEMPTS,
     LeadFinder,
     contact_lead_id,
     new_contact_lead,
     reachable_lead,
+    retrying,
 )
 from application.providers import CallUpdate
 from application.store import CrmApplication
 from domain.call import Call
-from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
+from domain.errors import InvalidValueError, NotFoundError
 from domain.integrations import VOIP
 from domain.lead import Lead
 from domain.values import Actor
@@ -114,23 +112,19 @@ def record_call_update(
 ) -> CallRecorded | None:
     """Apply a provider callback once. `call_id` is ours for calls we placed (from the
     callback URL); otherwise the call is inbound and created on its first callback."""
-    for attempt in range(ATTEMPTS):
+
+    def attempt() -> CallRecorded | None:
         call, lead = _call_for(
             app, find_lead, organization_id, provider_type, update, call_id, actor
         )
         if call is None:
             return None
         _apply(call, update, actor)
-        try:
-            saved = [a for a in (lead, call) if a is not None and a.pending_events]
-            position = app.commit(*saved) if saved else 0
-        except VersionConflictError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # let the winner finish
-            continue
+        saved = [a for a in (lead, call) if a is not None and a.pending_events]
+        position = app.commit(*saved) if saved else 0
         return CallRecorded(call_id=call.id, lead_id=call.lead_id, position=position)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return retrying(attempt)
 
 
 def _call_for(

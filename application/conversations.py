@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
@@ -36,6 +36,8 @@ CHANNEL = "whatsapp"
 SETUP_NAMES = {WHATSAPP: "WhatsApp", VOIP: "VoIP"}
 #: saves that lose a race (another webhook for the same contact) reload and try again
 ATTEMPTS = 10
+
+T = TypeVar("T")
 
 #: finds a lead of an organization by its phone in E.164 (from the leads read model)
 LeadFinder = Callable[[UUID, str], UUID | None]
@@ -70,6 +72,19 @@ class Received(msgspec.Struct, frozen=True):
     lead_id: UUID
     position: int
     new_lead: bool = False
+
+
+def retrying(attempt: Callable[[], T]) -> T:
+    """Run a load–change–save that may lose a race with a concurrent webhook for the same
+    contact or call: reload and try again (with a little jitter), up to ATTEMPTS times."""
+    for tried in range(1, ATTEMPTS + 1):
+        try:
+            return attempt()
+        except VersionConflictError:
+            if tried == ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0, 0.002 * tried))  # let the winner finish
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def lead_by_phone(conn: Connection, organization_id: UUID, phone: str) -> UUID | None:
@@ -144,7 +159,8 @@ def receive_message(
     """Record an inbound message once (a retried webhook returns the first recording)."""
     phone = _phone(message.from_phone, "from")
     cid = conversation_id(organization_id, CHANNEL, phone)
-    for attempt in range(ATTEMPTS):  # a concurrent first message for this contact may win the race
+
+    def attempt() -> Received:
         conversation = _existing(app, cid, organization_id)
         lead: Lead | None = None
         if conversation is None:
@@ -168,14 +184,8 @@ def receive_message(
             contact_name=message.contact_name,
             actor=actor,
         )
-        try:
-            saved = [a for a in (lead, conversation) if a is not None and a.pending_events]
-            position = app.commit(*saved)
-        except VersionConflictError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # let the winner finish
-            continue
+        saved = [a for a in (lead, conversation) if a is not None and a.pending_events]
+        position = app.commit(*saved)
         return Received(
             conversation_id=cid,
             message_id=message_id,
@@ -183,7 +193,9 @@ def receive_message(
             position=position,
             new_lead=lead is not None and lead.version == 1,
         )
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    # a concurrent first message for this contact may win the race
+    return retrying(attempt)
 
 
 def _load_or_capture(
@@ -215,7 +227,8 @@ def record_status(
     if phone is None:
         return None
     cid = conversation_id(organization_id, CHANNEL, phone)
-    for attempt in range(ATTEMPTS):
+
+    def attempt() -> int | None:
         conversation = _existing(app, cid, organization_id)
         if conversation is None:
             return None
@@ -231,15 +244,9 @@ def record_status(
             provider_message_id=update.provider_message_id,
             actor=actor,
         )
-        if not conversation.pending_events:
-            return 0
-        try:
-            return app.commit(conversation)
-        except VersionConflictError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-    raise AssertionError("unreachable")  # pragma: no cover
+        return app.commit(conversation) if conversation.pending_events else 0
+
+    return retrying(attempt)
 
 
 def _ours(conversation: Conversation, echoed: str | None) -> UUID | None:
