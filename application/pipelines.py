@@ -20,11 +20,15 @@ class AddStage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     color: str
     stage_type: StageType = StageType.OPEN
     position: int | None = None
+    win_probability: int | None = None
 
 
 class UpdateStage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Absent fields stay as they are; `win_probability: null` derives it from the place again."""
+
     name: str | None = None
     color: str | None = None
+    win_probability: int | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class StageWritten(msgspec.Struct, frozen=True):
@@ -50,6 +54,7 @@ def add_stage(app: CrmApplication, cmd: AddStage, ctx: Ctx) -> StageWritten:
         color=cmd.color,
         stage_type=cmd.stage_type,
         position=cmd.position,
+        win_probability=cmd.win_probability,
         actor=ctx.actor,
     )
     return _written(app, pipeline, stage.id)
@@ -62,6 +67,8 @@ def update_stage(app: CrmApplication, stage_id: UUID, cmd: UpdateStage, ctx: Ctx
         pipeline.rename_stage(stage_id, cmd.name, actor=ctx.actor)
     if cmd.color is not None:
         pipeline.recolour_stage(stage_id, cmd.color, actor=ctx.actor)
+    if not isinstance(cmd.win_probability, msgspec.UnsetType):
+        pipeline.set_stage_win_probability(stage_id, cmd.win_probability, actor=ctx.actor)
     return _written(app, pipeline, stage_id)
 
 

@@ -26,6 +26,7 @@ class StageView(msgspec.Struct, frozen=True):
     name: str
     color: str
     stage_type: str
+    win_probability: int | None  # null: derived from the stage's place
     position: int
     count: int
     total_value: Decimal
@@ -69,6 +70,7 @@ class BoardColumn(msgspec.Struct, frozen=True):
     name: str
     color: str
     stage_type: str
+    win_probability: int | None
     count: int
     total_value: Decimal
     leads: list[BoardCard]
@@ -164,6 +166,7 @@ def list_stages(conn: Connection, org: UUID) -> list[StageView]:
             name=r["name"],
             color=r["color"],
             stage_type=r["stage_type"],
+            win_probability=r["win_probability"],
             position=i,
             count=r["lead_count"],
             total_value=(Decimal(r["total_value_cents"]) / 100).quantize(CENT),
@@ -322,6 +325,7 @@ def board(conn: Connection, org: UUID, *, cards_per_stage: int = 50) -> Board:
                 name=stage.name,
                 color=stage.color,
                 stage_type=stage.stage_type,
+                win_probability=stage.win_probability,
                 count=stage.count,
                 total_value=stage.total_value,
                 leads=sorted(cards[stage.id], key=lambda card: card.stage_entered_at, reverse=True),

@@ -1,6 +1,7 @@
 """The Pipeline aggregate: an organization's ordered, coloured stages.
 
-Invariants: stage names are unique (case-insensitive); colours are #rrggbb; a reorder is a
+Invariants: stage names are unique (case-insensitive); colours are #rrggbb; a win probability is
+0..100 or None (derived from the stage's place), and 100 for won, 0 for lost stages; a reorder is a
 permutation of the current stages; at least one open stage always remains; a removed stage's
 leads go to another stage of the same pipeline.
 """
@@ -39,6 +40,7 @@ class Stage:
     name: str
     color: str
     stage_type: StageType
+    win_probability: int | None = None  # None: derived from the stage's place
 
     @property
     def ref(self) -> StageRef:
@@ -50,11 +52,14 @@ class Stage:
             "name": self.name,
             "color": self.color,
             "stage_type": str(self.stage_type),
+            "win_probability": self.win_probability,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Stage:
-        return cls(d["id"], d["name"], d["color"], StageType(d["stage_type"]))
+        # dicts stored before win probabilities existed have no such key
+        kind = StageType(d["stage_type"])
+        return cls(d["id"], d["name"], d["color"], kind, d.get("win_probability"))
 
 
 class Pipeline(TenantAggregate):
@@ -81,9 +86,11 @@ class Pipeline(TenantAggregate):
         color: str
         stage_type: str
         position: int
+        win_probability: int | None = None  # absent from events stored before it existed
 
         def apply(self, pipeline: Pipeline) -> None:
-            stage = Stage(self.stage_id, self.name, self.color, StageType(self.stage_type))
+            kind = StageType(self.stage_type)
+            stage = Stage(self.stage_id, self.name, self.color, kind, self.win_probability)
             pipeline.stages.insert(self.position, stage)
 
     class StageRenamed(TenantAggregate.Event):
@@ -101,6 +108,14 @@ class Pipeline(TenantAggregate):
 
         def apply(self, pipeline: Pipeline) -> None:
             pipeline._replace(self.stage_id, color=self.color)
+
+    class StageWinProbabilitySet(TenantAggregate.Event):
+        stage_id: UUID
+        win_probability: int | None
+        previous_win_probability: int | None
+
+        def apply(self, pipeline: Pipeline) -> None:
+            pipeline._replace(self.stage_id, win_probability=self.win_probability)
 
     class StagesReordered(TenantAggregate.Event):
         stage_ids: list[UUID]
@@ -153,6 +168,7 @@ class Pipeline(TenantAggregate):
         actor: Actor,
         position: int | None = None,
         stage_id: UUID | None = None,
+        win_probability: int | None = None,
     ) -> Stage:
         if len(self.stages) >= MAX_STAGES:
             raise RuleViolationError(f"a pipeline has at most {MAX_STAGES} stages")
@@ -163,6 +179,7 @@ class Pipeline(TenantAggregate):
         new_id = stage_id or uuid4()
         if any(s.id == new_id for s in self.stages):
             raise InvalidValueError("stage_id", f"stage {new_id} already exists")
+        chance = v.win_probability(win_probability, stage_type)
         self.trigger_event(
             self.StageAdded,
             stage_id=new_id,
@@ -170,6 +187,7 @@ class Pipeline(TenantAggregate):
             color=v.color(color),
             stage_type=str(stage_type),
             position=place,
+            win_probability=chance,
             actor=actor,
         )
         return self.stage(new_id)
@@ -195,6 +213,21 @@ class Pipeline(TenantAggregate):
                 stage_id=stage_id,
                 color=new,
                 previous_color=stage.color,
+                actor=actor,
+            )
+
+    def set_stage_win_probability(
+        self, stage_id: UUID, win_probability: int | None, *, actor: Actor
+    ) -> None:
+        """Fix a stage's chance of winning in percent; None derives it from its place again."""
+        stage = self.stage(stage_id)
+        new = v.win_probability(win_probability, stage.stage_type)
+        if new != stage.win_probability:
+            self.trigger_event(
+                self.StageWinProbabilitySet,
+                stage_id=stage_id,
+                win_probability=new,
+                previous_win_probability=stage.win_probability,
                 actor=actor,
             )
 

@@ -124,6 +124,24 @@ def money(value: Decimal | int | float | str | None) -> Decimal | None:
     return amount
 
 
+FIXED_WIN_PROBABILITY = {StageType.WON: 100, StageType.LOST: 0}
+
+
+def win_probability(value: int | None, stage_type: StageType) -> int | None:
+    """A stage's chance of winning in percent, or None to derive it from the stage's place."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise InvalidValueError("win_probability", "must be a whole number from 0 to 100")
+    fixed = FIXED_WIN_PROBABILITY.get(stage_type)
+    if fixed is not None and value != fixed:
+        # a closed stage's outcome is known: any other figure would skew the weighted pipeline
+        raise InvalidValueError(
+            "win_probability", f"a {stage_type} stage's win probability is {fixed} (or null)"
+        )
+    return value
+
+
 def custom_fields(value: dict[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {}

@@ -39,6 +39,7 @@ rm_stages = sa.Table(
     sa.Column("color", sa.String(7), nullable=False),
     sa.Column("stage_type", sa.String(10), nullable=False),
     sa.Column("sort_order", sa.Integer, nullable=False),
+    sa.Column("win_probability", sa.Integer),  # NULL: derived from the stage's place
     sa.Column("lead_count", sa.Integer, nullable=False, default=0),
     sa.Column("total_value_cents", sa.BigInteger, nullable=False, default=0),
 )
@@ -84,6 +85,7 @@ LEAD_EVENTS = {f"Lead.{n}" for n in ("Captured", "DetailsChanged", "MovedToStage
 LEAD_EVENTS |= {f"Lead.{n}" for n in ("NoteAdded", "Won", "Lost", "Reopened", "Archived")}
 PIPELINE_EVENTS = {f"Pipeline.{n}" for n in ("Created", "StageAdded", "StageRenamed")}
 PIPELINE_EVENTS |= {f"Pipeline.{n}" for n in ("StageRecoloured", "StagesReordered", "StageRemoved")}
+PIPELINE_EVENTS |= {"Pipeline.StageWinProbabilitySet"}
 
 
 class _Board:
@@ -276,14 +278,15 @@ class LeadsProjector(Projector):
                 "name": e.name,
                 "color": e.color,
                 "stage_type": e.stage_type,
+                "win_probability": e.win_probability,
             }
             conn.execute(
                 rm_stages.insert().values(_stage_row(org, e.originator_id, stage, e.position))
             )
-        elif isinstance(e, Pipeline.StageRenamed | Pipeline.StageRecoloured):
-            change = (
-                {"name": e.name} if isinstance(e, Pipeline.StageRenamed) else {"color": e.color}
-            )
+        elif isinstance(
+            e, Pipeline.StageRenamed | Pipeline.StageRecoloured | Pipeline.StageWinProbabilitySet
+        ):
+            change = _stage_change(e)
             conn.execute(
                 rm_stages.update().where(*where, rm_stages.c.stage_id == e.stage_id).values(change)
             )
@@ -318,6 +321,14 @@ def _keys_filter(conn: Connection, keys: Sequence[Any]) -> list[sa.ColumnElement
     return [c.organization_id.in_(orgs), c.lead_id.in_(leads)]
 
 
+def _stage_change(e: Any) -> dict[str, Any]:
+    if isinstance(e, Pipeline.StageRenamed):
+        return {"name": e.name}
+    if isinstance(e, Pipeline.StageRecoloured):
+        return {"color": e.color}
+    return {"win_probability": e.win_probability}
+
+
 def _stage_row(org: UUID, pipeline_id: UUID, stage: dict[str, Any], order: int) -> dict[str, Any]:
     return {
         "organization_id": org,
@@ -327,6 +338,8 @@ def _stage_row(org: UUID, pipeline_id: UUID, stage: dict[str, Any], order: int) 
         "color": stage["color"],
         "stage_type": stage["stage_type"],
         "sort_order": order,
+        # Created events stored before win probabilities existed lack the key
+        "win_probability": stage.get("win_probability"),
         "lead_count": 0,
         "total_value_cents": 0,
     }

@@ -79,7 +79,11 @@ class PipelineController(Controller):
         ctx: CtxDep,
         services: ServicesDep,
     ) -> StageWrittenOut:
-        """Rename and/or recolour a stage."""
+        """Rename, recolour and/or set the win probability of a stage.
+
+        `win_probability` is a whole percent 0..100 (a won stage 100, a lost one 0); `null`
+        derives it from the stage's place again, and leaving it out keeps it as it is.
+        """
         return _out(cmds.update_stage(services.app, stage_id, data, ctx))
 
     @delete(

@@ -24,6 +24,7 @@ FRESH_NAMES = st.integers(0, 9).flatmap(lambda n: st.sampled_from([f"Stage {n}",
 NAMES = FRESH_NAMES | st.sampled_from(["Lead", "lead", " WON ", "", "x" * 101])
 COLOURS = st.sampled_from(["#000000", "#ABCDEF", "#abcdef", "#123", "red"])
 PICK = st.integers(min_value=0, max_value=100)
+CHANCES = st.none() | st.sampled_from([0, 100]) | st.integers(-5, 105)
 
 
 class StageEdits(RuleBasedStateMachine):
@@ -66,6 +67,11 @@ class StageEdits(RuleBasedStateMachine):
     def recolour_stage(self, index: int, color: str) -> None:
         self.run(lambda: self.pipeline.recolour_stage(self.pick(index), color, actor=ACTOR))
 
+    @rule(index=PICK, chance=CHANCES)
+    def set_stage_win_probability(self, index: int, chance: int | None) -> None:
+        stage_id = self.pick(index)
+        self.run(lambda: self.pipeline.set_stage_win_probability(stage_id, chance, actor=ACTOR))
+
     @rule(data=st.data(), spoil=st.sampled_from([None, "drop", "repeat", "unknown"]))
     def reorder(self, data: st.DataObject, spoil: str | None) -> None:
         ids = data.draw(st.permutations([s.id for s in self.pipeline.stages]))
@@ -91,6 +97,10 @@ class StageEdits(RuleBasedStateMachine):
         assert len({s.id for s in stages}) == len(stages) <= MAX_STAGES
         assert len({s.name.casefold() for s in stages}) == len(stages)
         assert any(s.stage_type is StageType.OPEN for s in stages)
+        fixed = {StageType.WON: {None, 100}, StageType.LOST: {None, 0}}
+        for s in stages:
+            chances = fixed.get(s.stage_type, {None, *range(101)})
+            assert s.win_probability in chances
         assert self.pipeline.version == len(self.events)
 
     def teardown(self) -> None:

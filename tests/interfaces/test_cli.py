@@ -98,7 +98,8 @@ def write_history(services: Services) -> int:
     stage_ids = [s.id for s in pipeline.stages]
     extra = pipelines.add_stage(app, pipelines.AddStage("Demo", "#123456", position=1), ctx)
     spare = pipelines.add_stage(app, pipelines.AddStage("Spare", "#654321"), ctx)
-    pipelines.update_stage(app, extra.stage_id, pipelines.UpdateStage("Demo call", "#abcdef"), ctx)
+    demo_call = pipelines.UpdateStage("Demo call", "#abcdef", win_probability=60)
+    pipelines.update_stage(app, extra.stage_id, demo_call, ctx)
     pipelines.reorder_stages(app, [extra.stage_id, *stage_ids, spare.stage_id], ctx)
     pipelines.remove_stage(app, spare.stage_id, None, ctx, lambda _o, _s: [])
     ids: list[UUID] = []
@@ -188,6 +189,8 @@ def test_rebuilding_leads_from_zero_gives_back_the_same_rows(env: dict[str, str]
         before = dump(services, rm_leads, rm_stages)
         assert len(before["rm_leads"]) == 10
         assert len(before["rm_stages"]) == 13
+        chance = list(rm_stages.c.keys()).index("win_probability")
+        assert 60 in {row[chance] for row in before["rm_stages"]}
         with services.engine.begin() as conn:  # damage the read model: a rebuild repairs it
             conn.execute(rm_leads.update().values(full_name="tampered"))
             conn.execute(rm_stages.delete().where(rm_stages.c.name == "Won"))
