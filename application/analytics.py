@@ -21,15 +21,20 @@ from sqlalchemy.engine import Connection
 from domain.errors import InvalidValueError
 from projections.analytics_tables import (
     NIL,
+    ROLLUP_TABLES,
     epoch_us,
-    rm_analytics_daily,
     rm_analytics_leads,
     rm_analytics_orgs,
 )
 from projections.leads import rm_stages
 
 GRANULARITIES = ("day", "week", "month")
-GROUPS = {"source": "source", "assignee": "member_id", "stage": "stage_id"}
+#: group_by → (roll-up, its column)
+GROUPS = {
+    "source": ("source", "source"),
+    "assignee": ("member", "member_id"),
+    "stage": ("stage", "stage_id"),
+}
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
 MIN_YEAR, MAX_YEAR = 1970, 2200  # epoch microseconds and local-day arithmetic stay in range
@@ -111,16 +116,57 @@ def key_text(value: Any) -> str | None:
     return str(value)
 
 
-def daily_sums(
-    conn: Connection, org: UUID, period: Period, kinds: tuple[str, ...], *by: str
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def segments(period: Period, by_day: bool) -> list[tuple[str, date, date]]:
+    """(grain, first, last) row ranges covering the period: its whole months from month rows
+    (unless days are asked for, finer than a month) and its partial months from day rows."""
+    if by_day and period.granularity != "month":
+        return [("day", period.start, period.end)]
+    first = period.start if period.start.day == 1 else _next_month(period.start)
+    after = (
+        _next_month(period.end)
+        if _next_month(period.end) - timedelta(days=1) == period.end
+        else period.end.replace(day=1)
+    )
+    if first >= after:
+        return [("day", period.start, period.end)]
+    out = [("month", first, after - timedelta(days=1))]
+    if period.start < first:
+        out.append(("day", period.start, first - timedelta(days=1)))
+    if after <= period.end:
+        out.append(("day", after, period.end))
+    return out
+
+
+def in_period(table: sa.Table, period: Period, by_day: bool) -> sa.ColumnElement[bool]:
+    """The roll-up rows that sum exactly the period's days."""
+    t = table.c
+    return sa.or_(
+        *[
+            sa.and_(t.grain == grain, t.day >= first, t.day <= last)
+            for grain, first, last in segments(period, by_day)
+        ]
+    )
+
+
+def rollup_sums(
+    conn: Connection, org: UUID, period: Period, rollup: str, kinds: tuple[str, ...], *by: str
 ) -> list[Any]:
-    """(day, kind, *by, count, value_cents, seconds) summed over the period's daily rows."""
-    d = rm_analytics_daily.c
-    groups = [d.day, d.kind, *[d[c] for c in by]]
+    """(kind, *by, count, value_cents, seconds) summed over the period's days of one roll-up.
+
+    `by` names columns of that roll-up (`day` included: then the day a row is dated, bucketed
+    by the caller); everything else is summed away.
+    """
+    table = ROLLUP_TABLES[rollup]
+    t = table.c
+    groups = [t.kind, *[t[c] for c in by]]
     query = (
-        sa.select(*groups, sa.func.sum(d.count), sa.func.sum(d.value_cents), sa.func.sum(d.seconds))
-        .where(d.organization_id == org, d.day >= period.start, d.day <= period.end)
-        .where(d.kind.in_(kinds))
+        sa.select(*groups, sa.func.sum(t.count), sa.func.sum(t.value_cents), sa.func.sum(t.seconds))
+        .where(t.organization_id == org, t.kind.in_(kinds))
+        .where(in_period(table, period, "day" in by))
         .group_by(*groups)
     )
     return list(conn.execute(query))
@@ -175,9 +221,9 @@ class PipelineReport(msgspec.Struct, frozen=True):
 
 
 def win_probabilities(stages: list[tuple[UUID, str]]) -> dict[UUID, int]:
-    """Percent by stage: won 100, lost 0, the i-th of n open stages (in order) 100·(i+1)//(n+1).
+    """Derived percent by stage: won 100, lost 0, the i-th of n open stages 100·(i+1)//(n+1).
 
-    Pipelines have no probability setting yet: it is derived from the stage's position.
+    Used for stages whose own `win_probability` setting is unset (null).
     """
     opened = [s for s, kind in stages if kind == "open"]
     out = {s: (100 if kind == "won" else 0) for s, kind in stages}
@@ -214,43 +260,44 @@ def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) 
     s = rm_stages.c
     stage_rows = list(
         conn.execute(
-            sa.select(s.stage_id, s.name, s.stage_type)
+            sa.select(s.stage_id, s.name, s.stage_type, s.win_probability)
             .where(s.organization_id == org)
             .order_by(s.sort_order)
         )
     )
     kinds = [(r[0], str(r[2])) for r in stage_rows]
     chance, nexts = win_probabilities(kinds), next_stages(kinds)
+    chance |= {r[0]: int(r[3]) for r in stage_rows if r[3] is not None}  # the stage's own setting
     current = _now_by_stage(conn, org, as_of_us)
-    sums: dict[tuple[str, UUID], list[int]] = defaultdict(lambda: [0, 0, 0])
+    # per stage: entered = captured into + moved into; exits = moved out (with time spent)
+    entered: dict[UUID, int] = defaultdict(int)
+    exits: dict[UUID, list[int]] = defaultdict(lambda: [0, 0])
     transitions: dict[tuple[UUID, UUID], int] = defaultdict(int)
-    series: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    kinds_read = ("created", "entered", "exited", "moved", "won", "lost")
-    for day, kind, stage, to_stage, n, value, seconds in daily_sums(
-        conn, org, period, kinds_read, "stage_id", "to_stage_id"
+    closed = {"won": [0, 0, 0], "lost": [0, 0, 0]}
+    for kind, stage, to_stage, n, value, seconds in rollup_sums(
+        conn, org, period, "stage", ("created", "moved", "won", "lost"), "stage_id", "to_stage_id"
     ):
-        if kind == "moved":
+        if kind == "created":
+            entered[stage] += int(n)
+        elif kind == "moved":
             transitions[(stage, to_stage)] += int(n)
-            continue
-        acc = sums[(kind, stage)]
-        acc[0] += int(n)
-        acc[1] += int(value)
-        acc[2] += int(seconds)
-        index = {"created": 0, "won": 1, "lost": 2}.get(kind)
-        if index is not None:
-            point = series[bucket(day, period.granularity)]
-            point[index] += int(n)
-            if kind == "won":
-                point[3] += int(value)
-
-    def total(kind: str, i: int) -> int:
-        return sum(v[i] for (k, _), v in sums.items() if k == kind)
+            entered[to_stage] += int(n)
+            exits[stage][0] += int(n)
+            exits[stage][1] += int(seconds)
+        else:
+            for i, v in enumerate((n, value, seconds)):
+                closed[kind][i] += int(v)
+    series: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for kind, day, n, value, _ in rollup_sums(
+        conn, org, period, "stage", ("created", "won", "lost"), "day"
+    ):
+        point = series[bucket(day, period.granularity)]
+        point[{"created": 0, "won": 1, "lost": 2}[kind]] += int(n)
+        point[3] += int(value) if kind == "won" else 0
 
     figures = []
-    for position, (stage_id, name, stage_type) in enumerate(stage_rows):
+    for position, (stage_id, name, stage_type, _) in enumerate(stage_rows):
         count, value, age = current.get(stage_id, (0, 0, 0))
-        entered = sums[("entered", stage_id)][0]
-        exited = sums[("exited", stage_id)]
         nxt = nexts.get(stage_id)
         figures.append(
             StageFigures(
@@ -263,15 +310,13 @@ def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) 
                 total_value_cents=value,
                 weighted_value_cents=value * chance[stage_id] // 100,
                 average_age_seconds=average(age, count),
-                entered=entered,
-                conversion_to_next=None
-                if nxt is None
-                else ratio(sums[("entered", nxt)][0], entered),
-                exits=exited[0],
-                average_time_in_stage_seconds=average(exited[2], exited[0]),
+                entered=entered[stage_id],
+                conversion_to_next=None if nxt is None else ratio(entered[nxt], entered[stage_id]),
+                exits=exits[stage_id][0],
+                average_time_in_stage_seconds=average(exits[stage_id][1], exits[stage_id][0]),
             )
         )
-    won, lost = total("won", 0), total("lost", 0)
+    won, lost = closed["won"][0], closed["lost"][0]
     return PipelineReport(
         start=period.start,
         end=period.end,
@@ -284,8 +329,8 @@ def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) 
         won=won,
         lost=lost,
         win_rate=ratio(won, won + lost),
-        won_value_cents=total("won", 1),
-        average_sales_cycle_seconds=average(total("won", 2), won),
+        won_value_cents=closed["won"][1],
+        average_sales_cycle_seconds=average(closed["won"][2], won),
         series=[PipelinePoint(p, *v) for p, v in sorted(series.items())],
     )
 
@@ -344,13 +389,13 @@ def leads_report(
     conn: Connection, org: UUID, period: Period, group_by: str, only_member: UUID | None
 ) -> LeadsReport:
     """New, won, lost and won value per bucket and group; `only_member` limits assignee rows."""
-    column = GROUPS[group_by]
+    rollup, column = GROUPS[group_by]
     series: dict[tuple[date, str | None], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     groups: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     totals = [0, 0, 0, 0]
     mine = None if only_member is None else str(only_member)
-    for day, kind, key, n, value, _ in daily_sums(
-        conn, org, period, ("created", "won", "lost"), column
+    for kind, day, key, n, value, _ in rollup_sums(
+        conn, org, period, rollup, ("created", "won", "lost"), "day", column
     ):
         index = {"created": 0, "won": 1, "lost": 2}[kind]
         totals[index] += int(n)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import msgspec
@@ -20,18 +20,11 @@ from application.analytics import (
     Period,
     average,
     bucket,
-    daily_sums,
     key_text,
-    org_timezone,
     ratio,
+    rollup_sums,
 )
-from projections.analytics_tables import (
-    NIL,
-    day_start_us,
-    epoch_us,
-    rm_analytics_facts,
-    rm_analytics_threads,
-)
+from projections.analytics_tables import NIL, epoch_us, rm_analytics_facts, rm_analytics_threads
 
 TEAM_KINDS: tuple[str, ...] = ("assigned", "moved", "note", "won", "lost", "message_out")
 TEAM_KINDS += ("call", "call_answered", "call_ended")
@@ -57,13 +50,12 @@ def first_responses(
     conn: Connection, org: UUID, period: Period, member: UUID | None = None
 ) -> list[tuple[UUID, int]]:
     """(responder, seconds) of every first response in the period's local days."""
-    zone = org_timezone(conn, org)
     f = rm_analytics_facts.c
     query = sa.select(f.member_id, f.seconds).where(
         f.organization_id == org,
         f.kind == "first_response",
-        f.occurred_us >= day_start_us(period.start, zone),
-        f.occurred_us < day_start_us(period.end + timedelta(days=1), zone),
+        f.day >= period.start,
+        f.day <= period.end,
     )
     if member is not None:
         query = query.where(f.member_id == member)
@@ -100,8 +92,8 @@ def team_report(
 ) -> TeamReport:
     """One row per member with any activity in the period; `only_member` keeps just that one."""
     sums: dict[UUID, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
-    for _, kind, member, channel, n, value, seconds in daily_sums(
-        conn, org, period, TEAM_KINDS, "member_id", "channel"
+    for kind, member, channel, n, value, seconds in rollup_sums(
+        conn, org, period, "member", TEAM_KINDS, "member_id", "channel"
     ):
         if member == NIL or (only_member is not None and member != only_member):
             continue
@@ -180,14 +172,15 @@ def communication_report(
     messages: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0])
     outcomes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     calls = {"outbound": 0, "inbound": 0, "answered": 0}
-    kinds = ("message_in", "message_out", "call", "call_answered", "call_ended")
-    for day, kind, channel, provider, outcome, n, _, seconds in daily_sums(
-        conn, org, period, kinds, "channel", "provider", "outcome"
+    for kind, day, channel, provider, n, _, _ in rollup_sums(
+        conn, org, period, "channel", ("message_in", "message_out"), "day", "channel", "provider"
     ):
-        if kind.startswith("message"):
-            point = messages[(bucket(day, period.granularity), channel, provider)]
-            point[0 if kind == "message_in" else 1] += int(n)
-        elif kind == "call":
+        point = messages[(bucket(day, period.granularity), channel, provider)]
+        point[0 if kind == "message_in" else 1] += int(n)
+    for kind, channel, outcome, n, _, seconds in rollup_sums(
+        conn, org, period, "channel", ("call", "call_answered", "call_ended"), "channel", "outcome"
+    ):
+        if kind == "call":
             calls["outbound" if channel == "outbound" else "inbound"] += int(n)
         elif kind == "call_answered":
             calls["answered"] += int(n)

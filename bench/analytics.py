@@ -1,24 +1,26 @@
-"""(g) Analytics: projector catch-up events/s, and p50/p95 of the four analytics queries.
+"""(g) Analytics: projector catch-up events/s, and p50/p95 of every analytics query.
 
 One log is written through the aggregate path (many aggregates per `app.commit(*aggs)`): one big
-organization (`analytics_leads` leads) among `analytics_orgs - 1` small ones (10 leads each).
-Every lead is captured with a source and an assignee, moved once or twice, and about half of them
-are won or lost. Event timestamps are spread over the past year (per lead in order: capture, then
-moves, then the close) by swapping eventsourcing's `create_timestamp` while the aggregates are
-built, so the daily roll-ups cover ~365 days. No conversations or calls are generated: the
-messaging and call figures of /analytics/team and /analytics/communication read empty sets.
+organization (`big_leads` leads) among `orgs - 1` small ones (10 leads each). Every lead has a
+story over the past year: captured with a source and an assignee, moved once or twice, half of
+them get a note, half are won or lost; 85 % have a WhatsApp conversation of 4–10 messages
+alternating inbound/outbound, 30 % an outbound call (70 % answered). All stories' steps are
+played in time order (as a live system records them; timestamps set by swapping eventsourcing's
+`create_timestamp`), about 11 events per lead: 100k leads make ~1.1 M events.
 
 (1) The analytics projector alone catches up from zero: events/s of the log, against the read +
 decode baseline of (b) (`select_notifications` + `mapper.to_domain_event`) in the same database.
-(2) The leads projector then runs (untimed; the pipeline report reads rm_stages) and the four
-query functions behind GET /analytics/{pipeline,leads,team,communication} are timed in-process
-for a one-year range, each inside `services.reading(org)` (role crm_reader, RLS) with
-`resolve_period` as the handlers do. The floor: the raw psycopg statement summing the big
-organization's daily rows for the year.
+(2) The leads projector then runs (untimed; the pipeline report reads rm_stages) and the query
+functions behind GET /analytics/{pipeline,leads,team,communication} and POST
+/analytics/custom-report are timed in-process for a one-year range, each inside
+`services.reading(org)` (role crm_reader, RLS) with `resolve_period` as the handlers do. The
+floor: the raw psycopg statement summing the big organization's per-member daily rows for the
+year (the largest roll-up).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,7 @@ import psycopg
 from eventsourcing.domain import CanCreateTimestamp
 
 from application import analytics as q
+from application import analytics_report as custom
 from application import analytics_team as team_q
 from application.store import CrmApplication
 from bench.catchup import _read_only, reset, timed_catch_up
@@ -47,12 +50,15 @@ from bench.common import (
     scratch_db,
     settings_for,
 )
+from domain.call import Call
+from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
 from domain.values import Actor, StageType
 from interfaces.database import eventstore_env
 from interfaces.services import build_services
+from projections.analytics_tables import ANALYTICS_TABLES
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner
 
@@ -61,6 +67,16 @@ SOURCES = ("web", "referral", "ads", "event", "partner")
 MEMBERS = 20  # assignees / actors of the big organization
 SMALL_LEADS = 10
 YEAR = 365 * 86400
+PROVIDER = Actor(kind="provider", id="business_api")
+ANALYTICS_NAMES = [
+    t.name for t in ANALYTICS_TABLES if t.name not in ("rm_analytics_orgs", "rm_analytics_threads")
+]
+BY_SOURCE = custom.CustomReportRequest(
+    measures=["leads_created", "leads_won", "won_value_cents"], dimensions=["period", "source"]
+)
+FROM_FACTS = custom.CustomReportRequest(
+    measures=["leads_created", "leads_won"], dimensions=["source", "assignee"]
+)
 
 
 @contextmanager
@@ -81,15 +97,166 @@ def _actors(n: int) -> list[Actor]:
     ]
 
 
+class _LeadStory:
+    """One lead's history as timed steps: capture, moves, a note, a close, messages, a call."""
+
+    def __init__(self, rng: random.Random, pipeline: Pipeline, i: int, ctx: _Context) -> None:
+        self.rng, self.pipeline, self.i, self.ctx = rng, pipeline, i, ctx
+        self.actor = rng.choice(ctx.actors)
+        self.lead: Lead | None = None
+        self.chat: Conversation | None = None
+        self.call: Call | None = None
+
+    def steps(self, start: datetime, now: datetime) -> Iterator[tuple[datetime, Callable[[], Any]]]:
+        rng, at = self.rng, start + timedelta(seconds=self.rng.randint(0, YEAR - 86400))
+        gap = max(61, int((now - at).total_seconds()) // 4)
+        yield at, self.capture
+        moved = at
+        for stage in self.opens[1 : 1 + rng.randint(1, 2)]:
+            moved = min(now, moved + timedelta(seconds=rng.randint(60, gap)))
+            yield moved, lambda stage=stage: self._move(stage)
+        if rng.random() < 0.5:
+            note = min(now, at + timedelta(seconds=rng.randint(60, gap)))
+            yield note, self._note
+        roll = rng.random()
+        if roll < 0.5:
+            yield (
+                min(now, moved + timedelta(seconds=rng.randint(60, gap))),
+                lambda: self._close(roll),
+            )
+        if rng.random() < 0.85:
+            t = at + timedelta(seconds=rng.randint(1, 3600))
+            yield min(now, t), self._open_chat
+            for k in range(rng.randint(4, 10)):
+                t += timedelta(seconds=rng.randint(60, 7200))
+                yield min(now, t), (self._inbound if k % 2 == 0 else self._outbound)
+        if rng.random() < 0.3:
+            t = at + timedelta(seconds=rng.randint(60, 86400))
+            yield min(now, t), self._dial
+            yield min(now, t + timedelta(seconds=20)), self._answer
+            yield min(now, t + timedelta(seconds=200)), self._hang_up
+
+    @property
+    def opens(self) -> list[Any]:
+        return [s for s in self.pipeline.stages if s.stage_type is StageType.OPEN]
+
+    def _lead(self) -> Lead:
+        assert self.lead is not None
+        return self.lead
+
+    def capture(self) -> Lead:
+        self.lead = Lead.capture(
+            organization_id=self.pipeline.organization_id,
+            pipeline_id=self.pipeline.id,
+            stage=self.opens[0],
+            details={
+                "full_name": f"Lead {self.i}",
+                "email": f"lead{self.i}@example.com",
+                "source": self.rng.choice(SOURCES),
+                "estimated_value": f"{self.rng.randint(100, 50_000)}.00",
+            },
+            assignee_id=self.rng.choice(self.ctx.members),
+            actor=self.actor,
+        )
+        return self.lead
+
+    def _move(self, stage: Any) -> Lead:
+        self._lead().move_to(stage, actor=self.actor)
+        return self._lead()
+
+    def _note(self) -> Lead:
+        self._lead().add_note("called back", actor=self.actor)
+        return self._lead()
+
+    def _close(self, roll: float) -> Lead:
+        lead = self._lead()
+        stages = self.pipeline.stages
+        if roll < 0.3:
+            lead.win(next(s for s in stages if s.stage_type is StageType.WON), actor=self.actor)
+        else:
+            lost = next(s for s in stages if s.stage_type is StageType.LOST)
+            lead.lose(lost, reason="budget", actor=self.actor)
+        return lead
+
+    def _open_chat(self) -> Conversation:
+        self.chat = Conversation.start(
+            organization_id=self.pipeline.organization_id,
+            lead_id=self._lead().id,
+            channel="whatsapp",
+            contact=f"+55119{self.i % 10**8:08d}",
+            actor=self.actor,
+        )
+        return self.chat
+
+    def _inbound(self) -> Conversation:
+        assert self.chat is not None
+        self.chat.receive(
+            provider_message_id=uuid4().hex,
+            provider_type="business_api",
+            text="hello",
+            sent_at=self.ctx.box[0],
+            actor=PROVIDER,
+        )
+        return self.chat
+
+    def _outbound(self) -> Conversation:
+        assert self.chat is not None
+        self.chat.send(
+            provider_type="business_api",
+            now=self.ctx.box[0],
+            text="hi",
+            window=False,
+            actor=self.actor,
+        )
+        return self.chat
+
+    def _dial(self) -> Call:
+        self.call = Call.start(
+            organization_id=self.pipeline.organization_id,
+            lead_id=self._lead().id,
+            direction="outbound",
+            provider_type="twilio",
+            from_number="+14155552671",
+            to_number=f"+55119{self.i % 10**8:08d}",
+            actor=self.actor,
+        )
+        return self.call
+
+    def _answer(self) -> Call:
+        assert self.call is not None
+        if self.rng.random() < 0.7:
+            self.call.progress("answered", actor=PROVIDER)
+        return self.call
+
+    def _hang_up(self) -> Call:
+        assert self.call is not None
+        answered = self.call.status == "answered"
+        self.call.end(
+            duration_seconds=self.rng.randint(10, 900) if answered else 0,
+            outcome="completed" if answered else "no_answer",
+            actor=PROVIDER,
+        )
+        return self.call
+
+
+class _Context:
+    def __init__(self, actors: list[Actor], box: list[datetime]) -> None:
+        self.actors, self.box = actors, box
+        self.members = [UUID(a.id) for a in actors]
+
+
 def write_history(app: CrmApplication, big_leads: int, orgs: int) -> tuple[UUID, int, int]:
-    """Write the log; return (big organization id, log head, leads written)."""
+    """Write the log in time order; return (big organization id, log head, leads written).
+
+    Every lead's story is laid out as timed steps; all steps of all organizations are then
+    played in time order (as a live system records them), many aggregates per commit.
+    """
     rng = random.Random(7)
     now = datetime.now(UTC)
     start = now - timedelta(seconds=YEAR)
     actors = _actors(MEMBERS)
-    members = [UUID(a.id) for a in actors]
-    written = 0
     with clock() as box:
+        ctx = _Context(actors, box)
         box[0] = start - timedelta(days=1)
         pipelines: list[Pipeline] = []
         batch: list[Any] = []
@@ -104,62 +271,38 @@ def write_history(app: CrmApplication, big_leads: int, orgs: int) -> tuple[UUID,
         if batch:
             app.commit(*batch)
         plan = [(pipelines[0], big_leads)] + [(p, SMALL_LEADS) for p in pipelines[1:]]
-        chunk: list[Lead] = []
+        steps: list[tuple[datetime, int, Callable[[], Any]]] = []
+        written, order = 0, itertools.count()
         for pipeline, n in plan:
-            opens = [s for s in pipeline.stages if s.stage_type is StageType.OPEN]
-            won = next(s for s in pipeline.stages if s.stage_type is StageType.WON)
-            lost = next(s for s in pipeline.stages if s.stage_type is StageType.LOST)
-            for i in range(n):
-                actor = rng.choice(actors)
-                at = start + timedelta(seconds=rng.randint(0, YEAR - 86400))
-                box[0] = at
-                lead = Lead.capture(
-                    organization_id=pipeline.organization_id,
-                    pipeline_id=pipeline.id,
-                    stage=opens[0],
-                    details={
-                        "full_name": f"Lead {i}",
-                        "email": f"lead{i}@example.com",
-                        "source": rng.choice(SOURCES),
-                        "estimated_value": f"{rng.randint(100, 50_000)}.00",
-                    },
-                    assignee_id=rng.choice(members),
-                    actor=actor,
-                )
-                remaining = int((now - at).total_seconds())
-                for stage in opens[1 : 1 + rng.randint(1, 2)]:
-                    at += timedelta(seconds=rng.randint(60, max(61, remaining // 4)))
-                    box[0] = min(at, now)
-                    lead.move_to(stage, actor=actor)
-                roll = rng.random()
-                if roll < 0.5:
-                    at += timedelta(seconds=rng.randint(60, max(61, remaining // 4)))
-                    box[0] = min(at, now)
-                    if roll < 0.3:
-                        lead.win(won, actor=actor)
-                    else:
-                        lead.lose(lost, reason="budget", actor=actor)
-                chunk.append(lead)
+            for _ in range(n):
+                story = _LeadStory(rng, pipeline, written, ctx)
+                steps += [(at, next(order), act) for at, act in story.steps(start, now)]
                 written += 1
-                if len(chunk) >= CHUNK:
-                    app.commit(*chunk)
-                    chunk = []
-        if chunk:
-            app.commit(*chunk)
+        steps.sort(key=lambda step: (step[0], step[1]))
+        pending: dict[UUID, Any] = {}
+        for count, (at, _, act) in enumerate(steps, 1):
+            box[0] = at
+            aggregate = act()
+            pending[aggregate.id] = aggregate
+            if count % CHUNK == 0:
+                app.commit(*pending.values())
+                pending.clear()
+        if pending:
+            app.commit(*pending.values())
     return pipelines[0].organization_id, app.recorder.max_notification_id() or 0, written
 
 
 def _raw_daily(db: str, org: UUID, iterations: int) -> list[float]:
-    """The floor: one prepared statement summing the org's daily rows for the year."""
+    """The floor: one prepared statement summing the org's per-member daily rows for the year."""
     today = datetime.now(UTC).date()
     latencies = []
     with psycopg.connect(dsn(db)) as conn:
         for _ in range(iterations):
             t0 = time.perf_counter()
             conn.execute(
-                "SELECT day, kind, stage_id, to_stage_id, sum(count), sum(value_cents), "
-                "sum(seconds) FROM rm_analytics_daily WHERE organization_id = %s AND day >= %s "
-                "AND day <= %s GROUP BY day, kind, stage_id, to_stage_id",
+                "SELECT kind, member_id, channel, sum(count), sum(value_cents), "
+                "sum(seconds) FROM rm_analytics_by_member WHERE organization_id = %s "
+                "AND day >= %s AND day <= %s GROUP BY kind, member_id, channel",
                 (org, today - timedelta(days=364), today),
                 prepare=True,
             ).fetchall()
@@ -171,7 +314,7 @@ def _raw_daily(db: str, org: UUID, iterations: int) -> list[float]:
 def bench_analytics(scale: Scale, results: Results) -> None:
     name = "g_analytics"
     big_leads = 10_000 if scale.quick else 100_000
-    orgs = 200 if scale.quick else 500
+    orgs = 200 if scale.quick else 1_000
     iterations = 30 if scale.quick else 100
     timeout = 60.0 if scale.quick else 300.0
     with scratch_db("crm_bench_g") as db:
@@ -224,12 +367,15 @@ def bench_analytics(scale: Scale, results: Results) -> None:
             lead_runner = ProjectionRunner(engine, app.recorder, app.mapper, leads_proj)
             timed_catch_up(lead_runner, 10 * timeout)
             with psycopg.connect(dsn(db), autocommit=True) as conn:
-                for table in ("rm_analytics_daily", "rm_analytics_leads", "rm_stages"):
+                for table in [*ANALYTICS_NAMES, "rm_stages"]:
                     conn.execute(f"VACUUM ANALYZE {table}")
-                row = conn.execute(
-                    "SELECT count(*) FROM rm_analytics_daily WHERE organization_id = %s", (big,)
-                ).fetchone()
-                say(f"  big organization: {row[0] if row else 0:,} daily rows")
+                sizes = []
+                for table in ANALYTICS_NAMES:
+                    row = conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE organization_id = %s", (big,)
+                    ).fetchone()
+                    sizes.append(f"{table} {row[0] if row else 0:,}")
+                say("  big organization rows: " + ", ".join(sizes))
             today = datetime.now(UTC).date()
             first, last = str(today - timedelta(days=364)), str(today)
 
@@ -246,8 +392,17 @@ def bench_analytics(scale: Scale, results: Results) -> None:
                 "pipeline": endpoint(lambda c, p, now: q.pipeline_report(c, big, p, now)),
                 "leads": endpoint(lambda c, p, now: q.leads_report(c, big, p, "source", None)),
                 "team": endpoint(lambda c, p, now: team_q.team_report(c, big, p, None)),
+                "leads by assignee": endpoint(
+                    lambda c, p, now: q.leads_report(c, big, p, "assignee", None)
+                ),
                 "communication": endpoint(
                     lambda c, p, now: team_q.communication_report(c, big, p, 24, now)
+                ),
+                "custom report (period x source)": endpoint(
+                    lambda c, p, now: custom.custom_report(c, big, p, BY_SOURCE, None)
+                ),
+                "custom report (source x assignee, from facts)": endpoint(
+                    lambda c, p, now: custom.custom_report(c, big, p, FROM_FACTS, None)
                 ),
             }
             floor = _raw_daily(db, big, iterations)

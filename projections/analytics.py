@@ -1,14 +1,19 @@
-"""Analytics projector: events → facts, daily roll-ups in the organization's time zone, lead state.
+"""Analytics projector: events → facts and narrow daily roll-ups in the organization's time zone.
 
-Batch-friendly like the leads projector: the rows a batch touches are loaded once, changed in
-memory in log order, and written with one statement per kind (COPY on PostgreSQL); daily rows
-are upserted with the batch's summed deltas. Nothing recomputes an organization, except a
-time-zone change, which re-derives that organization's daily rows from its facts.
+Batch-friendly like the leads projector: the state rows a batch touches are loaded once, changed
+in memory in log order, and written with one statement per table (COPY for facts and state rows
+on PostgreSQL); each roll-up gets one upsert of the batch's summed deltas (one `unnest` statement
+on PostgreSQL). Nothing recomputes an organization, except a time-zone change, which recomputes
+that organization's fact days and re-derives its roll-ups from its facts.
+
+Facts, one per counted thing (see README "Analytics" for the questions they answer):
+created, assigned, moved (from stage → to stage, the seconds spent in the one left), note, won
+(value, capture → win seconds), lost, message_in, message_out, first_response (seconds waited),
+call, call_answered, call_ended (outcome, talk seconds).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -26,15 +31,16 @@ from projections.analytics_tables import (
     ANALYTICS_TABLES,
     DIMENSIONS,
     NIL,
+    ROLLUP_TABLES,
+    ROLLUPS,
     epoch_us,
     local_day,
-    rm_analytics_daily,
     rm_analytics_facts,
     rm_analytics_leads,
     rm_analytics_orgs,
     rm_analytics_threads,
 )
-from projections.base import Envelope, Projector, bulk_insert, cents
+from projections.base import Envelope, Projector, cents, copy_rows
 
 Key = tuple[UUID, UUID]
 LEAD = ("Captured", "DetailsChanged", "MovedToStage", "Assigned", "NoteAdded", "Won", "Lost")
@@ -44,6 +50,7 @@ HANDLES = frozenset(
     + [f"Conversation.{n}" for n in ("Started", "MessageReceived", "MessageSent")]
     + [f"Call.{n}" for n in ("Started", "Progressed", "Ended")]
 )
+_BLANK = {d: (NIL if d.endswith("_id") else "") for d in DIMENSIONS}
 
 
 def member_of(actor: Actor) -> UUID:
@@ -61,21 +68,41 @@ def whole_seconds(start_us: int, end_us: int) -> int:
 
 
 class _Rows:
-    """Rows of one state table touched by a batch, keyed (organization, id)."""
+    """Rows of one state table, keyed (organization, id), kept in memory between batches.
+
+    The projector forgets them whenever the table may have changed behind its back (a batch
+    that did not commit, another runner's batch); only rows changed by a batch are written.
+    """
 
     def __init__(self, table: sa.Table, id_column: str) -> None:
         self.table, self.id_column = table, id_column
+        self.names = [c.name for c in table.columns]
         self.rows: dict[Key, dict[str, Any]] = {}
+        self.stored: set[Key] = set()  # rows known to exist in the table
         self.dirty: set[Key] = set()
 
+    def forget(self) -> None:
+        self.rows.clear()
+        self.stored.clear()
+        self.dirty.clear()
+
+    def trim(self, limit: int) -> None:
+        """Keep at most `limit` rows in memory (the most recently loaded)."""
+        if len(self.rows) > limit:
+            for key in list(self.rows)[: len(self.rows) - limit // 2]:
+                del self.rows[key]
+                self.stored.discard(key)
+
     def load(self, conn: Connection, keys: Iterable[Key]) -> None:
-        ordered = sorted(set(keys))
-        for i in range(0, len(ordered), 500):
+        missing = sorted(set(keys) - self.rows.keys())
+        for i in range(0, len(missing), 500):
             for r in conn.execute(
-                sa.select(self.table).where(*self._filter(conn, ordered[i : i + 500]))
+                sa.select(self.table).where(*self._filter(conn, missing[i : i + 500]))
             ):
                 row = dict(r._mapping)
-                self.rows[(row["organization_id"], row[self.id_column])] = row
+                key = (row["organization_id"], row[self.id_column])
+                self.rows[key] = row
+                self.stored.add(key)
 
     def put(self, row: dict[str, Any]) -> None:
         key = (row["organization_id"], row[self.id_column])
@@ -90,10 +117,12 @@ class _Rows:
             self.dirty.add((row["organization_id"], row[self.id_column]))
 
     def flush(self, conn: Connection) -> None:
+        replaced = sorted(self.dirty & self.stored)
+        for i in range(0, len(replaced), 500):
+            conn.execute(self.table.delete().where(*self._filter(conn, replaced[i : i + 500])))
         keys = sorted(self.dirty)
-        for i in range(0, len(keys), 500):
-            conn.execute(self.table.delete().where(*self._filter(conn, keys[i : i + 500])))
-        bulk_insert(conn, self.table, [self.rows[k] for k in keys])
+        copy_rows(conn, self.table, [tuple(self.rows[k][n] for n in self.names) for k in keys])
+        self.stored |= self.dirty
         self.dirty.clear()
 
     def _filter(self, conn: Connection, keys: Sequence[Key]) -> list[sa.ColumnElement[bool]]:
@@ -112,27 +141,52 @@ class _Rows:
 
 
 class AnalyticsProjector(Projector):
-    """Feeds every analytics table; see `projections.analytics_tables` for their shapes."""
+    """Feeds every analytics table; see `projections.analytics_tables` for their shapes.
+
+    Lead and conversation/call state rows stay in memory between batches (at most
+    `cached_rows` of each), as long as every batch since they were read committed here.
+    """
 
     name = "analytics"
     tables = ANALYTICS_TABLES
     handles = HANDLES
 
+    def __init__(self, cached_rows: int = 200_000) -> None:
+        self.leads = _Rows(rm_analytics_leads, "lead_id")
+        self.threads = _Rows(rm_analytics_threads, "thread_id")
+        self.cached_rows = cached_rows
+        self.end: int | None = None  # the position after the last batch committed here
+
+    def starting(self, start: int) -> None:
+        if start != self.end:  # someone else moved the tables meanwhile
+            self.discarded()
+
+    def committed(self, last: int) -> None:
+        self.end = last
+        self.leads.trim(self.cached_rows)
+        self.threads.trim(self.cached_rows)
+
+    def discarded(self) -> None:
+        self.end = None
+        self.leads.forget()
+        self.threads.forget()
+
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
-        _Batch(conn, batch).run()
+        _Batch(conn, batch, self.leads, self.threads).run()
 
 
 class _Batch:
-    """One batch in memory: state rows loaded once, facts and daily deltas collected in order."""
+    """One batch in memory: state rows loaded once, facts and roll-up deltas collected in order."""
 
-    def __init__(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+    def __init__(
+        self, conn: Connection, batch: Sequence[Envelope], leads: _Rows, threads: _Rows
+    ) -> None:
         self.conn, self.batch = conn, batch
-        self.leads = _Rows(rm_analytics_leads, "lead_id")
-        self.threads = _Rows(rm_analytics_threads, "thread_id")
+        self.leads, self.threads = leads, threads
         self.zones: dict[UUID, str] = {}
         self.new_zones: dict[UUID, str] = {}
-        self.facts: list[dict[str, Any]] = []
-        self.daily: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.facts: list[tuple[Any, ...]] = []
+        self.position = self.seq = 0
 
     def run(self) -> None:
         self._load()
@@ -141,7 +195,8 @@ class _Batch:
             self.position, self.seq = env.position, 0
             if isinstance(e, Organization.TimezoneChanged):
                 _flush(self)
-                _rebucket(self, e.organization_id, e.timezone)
+                _rebucket(self.conn, e.organization_id, e.timezone)
+                self.zones[e.organization_id] = e.timezone
             elif isinstance(e, Organization.Registered):
                 self.zones[e.organization_id] = DEFAULT_TIMEZONE
                 self.new_zones[e.organization_id] = DEFAULT_TIMEZONE
@@ -168,22 +223,30 @@ class _Batch:
         self.threads.load(self.conn, later[False])
 
     def fact(self, e: Any, kind: str, subject: UUID, **dims: Any) -> None:
+        """Record one fact (the roll-ups are summed from the batch's facts when it is flushed)."""
         value, seconds = dims.pop("value_cents", 0), dims.pop("seconds", 0)
-        row = {d: dims.get(d, NIL if d.endswith("_id") else "") for d in DIMENSIONS}
+        values = tuple(dims[d] if d in dims else _BLANK[d] for d in DIMENSIONS)
         us = epoch_us(e.timestamp)
         org = e.organization_id
+        day = local_day(us, self.zones.get(org, DEFAULT_TIMEZONE))
+        month = day.replace(day=1)
         self.facts.append(
-            {"organization_id": org, "position": self.position, "seq": self.seq, "kind": kind}
-            | {"occurred_us": us, "subject_id": subject}
-            | row
-            | {"count": 1, "value_cents": value, "seconds": seconds}
+            (
+                org,
+                self.position,
+                self.seq,
+                kind,
+                day,
+                month,
+                us,
+                subject,
+                *values,
+                1,
+                value,
+                seconds,
+            )
         )
         self.seq += 1
-        day = local_day(us, self.zones.get(org, DEFAULT_TIMEZONE))
-        totals = self.daily[(org, day, kind, *row.values())]
-        totals[0] += 1
-        totals[1] += value
-        totals[2] += seconds
 
     def _lead(self, e: Any) -> None:
         org, us = e.organization_id, epoch_us(e.timestamp)
@@ -204,7 +267,6 @@ class _Batch:
             self.leads.put(row)
             dims = {"source": row["source"], "member_id": row["assignee_id"]}
             self.fact(e, "created", e.originator_id, stage_id=e.stage_id, **dims)
-            self.fact(e, "entered", e.originator_id, stage_id=e.stage_id, **dims)
             if e.assignee_id is not None:
                 self.fact(e, "assigned", e.originator_id, member_id=e.assignee_id)
             return
@@ -217,7 +279,6 @@ class _Batch:
 
 
 def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
-    dims = {"source": lead["source"], "member_id": lead["assignee_id"]}
     subject = lead["lead_id"]
     if isinstance(e, Lead.DetailsChanged):
         if "source" in e.changes:
@@ -225,8 +286,6 @@ def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
         if "estimated_value" in e.changes:
             lead["value_cents"] = cents(e.changes["estimated_value"])
     elif isinstance(e, Lead.MovedToStage):
-        spent = whole_seconds(lead["stage_entered_us"], us)
-        b.fact(e, "exited", subject, stage_id=e.from_stage_id, seconds=spent, **dims)
         b.fact(
             e,
             "moved",
@@ -234,8 +293,8 @@ def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
             stage_id=e.from_stage_id,
             to_stage_id=e.to_stage_id,
             member_id=member_of(e.actor),
+            seconds=whole_seconds(lead["stage_entered_us"], us),
         )
-        b.fact(e, "entered", subject, stage_id=e.to_stage_id, **dims)
         lead.update(stage_id=e.to_stage_id, stage_entered_us=us)
     elif isinstance(e, Lead.Assigned):
         lead["assignee_id"] = e.to_user_id or NIL
@@ -243,14 +302,15 @@ def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
             b.fact(e, "assigned", subject, member_id=e.to_user_id)
     elif isinstance(e, Lead.NoteAdded):
         b.fact(e, "note", subject, member_id=member_of(e.actor))
-    elif isinstance(e, Lead.Won):
-        cycle = whole_seconds(lead["captured_us"], us)
-        value = cents(e.value)
-        b.fact(e, "won", subject, stage_id=e.stage_id, value_cents=value, seconds=cycle, **dims)
-        lead.update(status="won", closed_us=us)
-    elif isinstance(e, Lead.Lost):
-        b.fact(e, "lost", subject, stage_id=e.stage_id, **dims)
-        lead.update(status="lost", closed_us=us)
+    elif isinstance(e, Lead.Won | Lead.Lost):
+        dims = {"source": lead["source"], "member_id": lead["assignee_id"], "stage_id": e.stage_id}
+        if isinstance(e, Lead.Won):
+            cycle = whole_seconds(lead["captured_us"], us)
+            b.fact(e, "won", subject, value_cents=cents(e.value), seconds=cycle, **dims)
+            lead.update(status="won", closed_us=us)
+        else:
+            b.fact(e, "lost", subject, **dims)
+            lead.update(status="lost", closed_us=us)
     elif isinstance(e, Lead.Reopened):
         lead.update(status="open", closed_us=None)
     elif isinstance(e, Lead.Archived):
@@ -323,49 +383,66 @@ def _flush(b: _Batch) -> None:
             [{"organization_id": o, "timezone": z} for o, z in b.new_zones.items()],
         )
         b.new_zones.clear()
-    bulk_insert(conn, rm_analytics_facts, b.facts)
-    b.facts = []
     b.leads.flush(conn)
     b.threads.flush(conn)
-    _add_daily(conn, b.daily)
-    b.daily.clear()
-
-
-def _add_daily(conn: Connection, daily: dict[tuple[Any, ...], list[int]]) -> None:
-    if not daily:
+    if not b.facts:
         return
-    names = ["organization_id", "day", "kind", *DIMENSIONS]
-    rows = [
-        dict(zip(names, key, strict=True)) | {"count": t[0], "value_cents": t[1], "seconds": t[2]}
-        for key, t in daily.items()
+    copy_rows(conn, rm_analytics_facts, b.facts)
+    f = rm_analytics_facts.c
+    orgs = sorted({fact[0] for fact in b.facts})
+    batch = sa.and_(f.organization_id.in_(orgs), f.position.between(b.facts[0][1], b.facts[-1][1]))
+    for name in ROLLUPS:
+        _add_facts(conn, name, batch)
+    b.facts = []
+
+
+def _add_facts(conn: Connection, rollup: str, facts: sa.ColumnElement[bool]) -> None:
+    """Add the sums of the chosen facts to a roll-up's day and month rows."""
+    table, f = ROLLUP_TABLES[rollup], rm_analytics_facts.c
+    dims = [f[d] for d in ROLLUPS[rollup]]
+    sums = [sa.func.count(), sa.func.sum(f.value_cents), sa.func.sum(f.seconds)]
+    grains = [
+        sa.select(f.organization_id, f.kind, sa.literal(grain), column, *dims, *sums)
+        .where(facts)
+        .group_by(f.organization_id, f.kind, column, *dims)
+        for grain, column in (("day", f.day), ("month", f.month))
     ]
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        rm_analytics_daily
+    # a subquery with a WHERE: SQLite would read ON CONFLICT as a join constraint otherwise
+    both = sa.select(sa.union_all(*grains).subquery()).where(sa.true())
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    stmt = insert.from_select([c.name for c in table.columns], both).on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={m: table.c[m] + insert.excluded[m] for m in ("count", "value_cents", "seconds")},
     )
-    c = rm_analytics_daily.c
-    stmt = insert.on_conflict_do_update(
-        index_elements=[c[n] for n in names],
-        set_={m: c[m] + insert.excluded[m] for m in ("count", "value_cents", "seconds")},
-    )
-    conn.execute(stmt, rows)
+    conn.execute(stmt)
 
 
-def _rebucket(b: _Batch, org: UUID, timezone: str) -> None:
-    """Re-derive one organization's daily rows in its new time zone from its facts."""
-    conn = b.conn
+def _rebucket(conn: Connection, org: UUID, timezone: str) -> None:
+    """Move one organization to a new time zone: new fact days, roll-ups re-derived from them."""
     conn.execute(
         rm_analytics_orgs.update()
         .where(rm_analytics_orgs.c.organization_id == org)
         .values(timezone=timezone)
     )
-    b.zones[org] = timezone
-    conn.execute(rm_analytics_daily.delete().where(rm_analytics_daily.c.organization_id == org))
     f = rm_analytics_facts.c
-    query = sa.select(f.occurred_us, f.kind, *[f[d] for d in DIMENSIONS], f.value_cents, f.seconds)
-    daily: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in conn.execute(query.where(f.organization_id == org)):
-        totals = daily[(org, local_day(r[0], timezone), *r[1:-2])]
-        totals[0] += 1
-        totals[1] += r[-2]
-        totals[2] += r[-1]
-    _add_daily(conn, daily)
+    moved = []
+    for r in conn.execute(
+        sa.select(f.position, f.seq, f.occurred_us, f.day).where(f.organization_id == org)
+    ):
+        day = local_day(r.occurred_us, timezone)
+        if day != r.day:
+            moved.append({"o": org, "p": r.position, "s": r.seq, "d": day, "m": day.replace(day=1)})
+    if moved:
+        conn.execute(
+            rm_analytics_facts.update()
+            .where(
+                f.organization_id == sa.bindparam("o"),
+                f.position == sa.bindparam("p"),
+                f.seq == sa.bindparam("s"),
+            )
+            .values(day=sa.bindparam("d"), month=sa.bindparam("m")),
+            moved,
+        )
+    for name, table in ROLLUP_TABLES.items():
+        conn.execute(table.delete().where(table.c.organization_id == org))
+        _add_facts(conn, name, f.organization_id == org)

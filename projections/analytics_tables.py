@@ -1,19 +1,22 @@
-"""Analytics read-model tables: per-fact log, daily roll-up, and the "now" state of leads.
+"""Analytics read-model tables: facts, narrow daily roll-ups, and the "now" state of leads.
 
-Every fact an analytics question counts (a lead created, a stage entered, a message sent…) is
-one row of `rm_analytics_facts` with its UTC instant in epoch microseconds, and is added to one
-row of `rm_analytics_daily`, keyed (organization, local day in the organization's time zone,
-kind, dimensions…). A one-year query reads at most 366 days × the dimension values present: a
-small range scan of the daily primary key. The facts stay so that a time-zone change can
-re-derive that organization's daily rows, and for medians (first response time).
+Every fact an analytics question counts (a lead created, a stage move, a message sent…) is one
+row of `rm_analytics_facts`, stamped with its UTC instant (epoch µs) and its local day (and
+month) in the organization's time zone. It is also added to two rows of each roll-up in
+`ROLLUPS` (its day's and its month's): tables keyed (organization, kind, grain, day, a few
+dimensions), one per family of questions, so that a one-year question reads a few hundred month
+rows and at most two partial months of day rows of one narrow table. A custom
+report whose dimensions no roll-up holds reads the facts themselves (same day column).
 
-Dimensions the fact does not carry hold a sentinel ('' or the nil UUID): primary keys cannot
-hold NULL. Times are integers (epoch µs) and money integer cents, so sums are exact anywhere.
+A time-zone change recomputes the organization's fact days and re-derives its roll-ups from them.
+Dimensions a fact does not carry hold a sentinel ('' or the nil UUID): primary keys cannot hold
+NULL. Times are integers (epoch µs) and money integer cents, so sums are exact anywhere.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -23,17 +26,37 @@ from projections.base import metadata
 
 NIL = UUID(int=0)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: the dimension columns shared by facts and daily rows, in key order
+#: every dimension a fact carries, in column order
 DIMENSIONS = ("source", "member_id", "stage_id", "to_stage_id", "channel", "provider", "outcome")
 MEASURES = ("count", "value_cents", "seconds")
+#: roll-up name → the dimensions it keeps (kind and day are always kept)
+ROLLUPS: dict[str, tuple[str, ...]] = {
+    "stage": ("stage_id", "to_stage_id"),
+    "source": ("source",),
+    "member": ("member_id", "channel"),
+    "channel": ("channel", "provider", "outcome"),
+}
+#: a roll-up row sums one local day, or one month (dated its first day): a long period reads
+#: its whole months from month rows and only its partial months from day rows
+GRAINS = ("day", "month")
+#: time-zone offsets are whole quarter hours: one local day per UTC quarter hour and zone
+QUARTER_US = 900_000_000
 
 
 def epoch_us(at: datetime) -> int:
     return (at - EPOCH) // timedelta(microseconds=1)
 
 
+@lru_cache(maxsize=65_536)
+def _quarter_day(quarter: int, timezone: str) -> date:
+    return (
+        (EPOCH + timedelta(microseconds=quarter * QUARTER_US)).astimezone(ZoneInfo(timezone)).date()
+    )
+
+
 def local_day(us: int, timezone: str) -> date:
-    return (EPOCH + timedelta(microseconds=us)).astimezone(ZoneInfo(timezone)).date()
+    """The organization's calendar day of an instant (cached per quarter hour and zone)."""
+    return _quarter_day(us // QUARTER_US, timezone)
 
 
 def day_start_us(day: date, timezone: str) -> int:
@@ -41,24 +64,15 @@ def day_start_us(day: date, timezone: str) -> int:
     return epoch_us(datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone)))
 
 
-def _dimensions() -> list[sa.Column[object]]:
-    return [
-        sa.Column("source", sa.String(100), nullable=False),
-        sa.Column("member_id", sa.Uuid, nullable=False),
-        sa.Column("stage_id", sa.Uuid, nullable=False),
-        sa.Column("to_stage_id", sa.Uuid, nullable=False),
-        sa.Column("channel", sa.String(20), nullable=False),
-        sa.Column("provider", sa.String(40), nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-    ]
+def dimension_column(name: str, key: bool = False) -> sa.Column[object]:
+    if name.endswith("_id"):
+        return sa.Column(name, sa.Uuid, nullable=False, primary_key=key)
+    size = {"source": 100, "provider": 40}.get(name, 20)
+    return sa.Column(name, sa.String(size), nullable=False, primary_key=key)
 
 
 def _measures() -> list[sa.Column[object]]:
-    return [
-        sa.Column("count", sa.BigInteger, nullable=False),
-        sa.Column("value_cents", sa.BigInteger, nullable=False),
-        sa.Column("seconds", sa.BigInteger, nullable=False),
-    ]
+    return [sa.Column(m, sa.BigInteger, nullable=False) for m in MEASURES]
 
 
 rm_analytics_orgs = sa.Table(
@@ -75,24 +89,31 @@ rm_analytics_facts = sa.Table(
     sa.Column("position", sa.BigInteger, primary_key=True),
     sa.Column("seq", sa.SmallInteger, primary_key=True),
     sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("month", sa.Date, nullable=False),  # the first day of the day's month
     sa.Column("occurred_us", sa.BigInteger, nullable=False),
     sa.Column("subject_id", sa.Uuid, nullable=False),
-    *_dimensions(),
+    *[dimension_column(d) for d in DIMENSIONS],
     *_measures(),
-    sa.Index("ix_rm_analytics_facts_kind", "organization_id", "kind", "occurred_us"),
+    sa.Index("ix_rm_analytics_facts_kind_day", "organization_id", "kind", "day"),
 )
 
-rm_analytics_daily = sa.Table(
-    "rm_analytics_daily",
-    metadata,
-    sa.Column("organization_id", sa.Uuid, primary_key=True),
-    sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("kind", sa.String(20), primary_key=True),
-    *[sa.Column(c.name, c.type, primary_key=True) for c in _dimensions()],
-    *_measures(),
-    # each question asks for a few kinds over a range of days: kind before day
-    sa.Index("ix_rm_analytics_daily_kind", "organization_id", "kind", "day"),
-)
+
+def _rollup(name: str, dims: tuple[str, ...]) -> sa.Table:
+    return sa.Table(
+        f"rm_analytics_by_{name}",
+        metadata,
+        sa.Column("organization_id", sa.Uuid, primary_key=True),
+        # each question asks for a few kinds over a range of days: kind before day
+        sa.Column("kind", sa.String(20), primary_key=True),
+        sa.Column("grain", sa.String(5), primary_key=True),  # GRAINS
+        sa.Column("day", sa.Date, primary_key=True),
+        *[dimension_column(d, key=True) for d in dims],
+        *_measures(),
+    )
+
+
+ROLLUP_TABLES: dict[str, sa.Table] = {name: _rollup(name, dims) for name, dims in ROLLUPS.items()}
 
 rm_analytics_leads = sa.Table(
     "rm_analytics_leads",
@@ -127,7 +148,7 @@ rm_analytics_threads = sa.Table(
 ANALYTICS_TABLES = (
     rm_analytics_orgs,
     rm_analytics_facts,
-    rm_analytics_daily,
+    *ROLLUP_TABLES.values(),
     rm_analytics_leads,
     rm_analytics_threads,
 )

@@ -79,6 +79,21 @@ class Projector(ABC):
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         """Apply the batch; called inside the transaction that records the new position."""
 
+    # A projector may keep state in memory between batches; the runner tells it where a batch
+    # starts and whether its transaction committed, so that memory never outlives the tables.
+
+    def starting(self, start: int) -> None:
+        """A batch read after position `start` is about to be applied."""
+        return None
+
+    def committed(self, last: int) -> None:
+        """The batch's transaction committed; the position is now `last`."""
+        return None
+
+    def discarded(self) -> None:
+        """The batch's transaction rolled back."""
+        return None
+
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in the projector's transaction: COPY on PostgreSQL, executemany else.
@@ -99,6 +114,46 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([Jsonb(row[n]) if n in json_columns else row[n] for n in names])
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Uuid):
+        return "uuid"
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.Date):
+        return "date"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.SmallInteger):
+        return "int2"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.String):
+        return "text"
+    raise TypeError(f"no binary COPY type for {column.name}: {kind}")
+
+
+def copy_rows(conn: Connection, table: sa.Table, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert rows given as tuples in column order; binary COPY on PostgreSQL.
+
+    Only for tables of plain columns (ids, text, integers, booleans, dates): binary COPY takes
+    a value per column without parsing or quoting text (~0.7 µs a row here against ~10 µs for
+    array parameters and ~2 µs for text COPY).
+    """
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(f'"{n}"' for n in names)
+    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types([_pg_type(c) for c in table.columns])
+        for row in rows:
+            copy.write_row(row)
 
 
 def cents(value: Decimal | None) -> int:

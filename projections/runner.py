@@ -152,20 +152,26 @@ class ProjectionRunner:
                     cache[n.id] = self.mapper.to_domain_event(n)
                 batch.append(Envelope(n.id, n.topic, cache[n.id]))
         last = notifications[-1].id
-        with self.engine.begin() as conn:
-            if self.before_batch is not None:
-                self.before_batch(conn)
-            # compare-and-set first: a concurrent runner blocks here, then finds the position moved
-            moved = conn.execute(
-                positions.update()
-                .where(positions.c.projection_name == projector.name)
-                .where(positions.c.position == start)
-                .values(position=last, updated_at=datetime.now(UTC))
-            )
-            if moved.rowcount != 1:
-                raise PositionConflictError(projector.name)
-            if batch:
-                projector.process(conn, batch)
+        projector.starting(start)
+        try:
+            with self.engine.begin() as conn:
+                if self.before_batch is not None:
+                    self.before_batch(conn)
+                # compare-and-set first: a concurrent runner blocks here, then finds it moved
+                moved = conn.execute(
+                    positions.update()
+                    .where(positions.c.projection_name == projector.name)
+                    .where(positions.c.position == start)
+                    .values(position=last, updated_at=datetime.now(UTC))
+                )
+                if moved.rowcount != 1:
+                    raise PositionConflictError(projector.name)
+                if batch:
+                    projector.process(conn, batch)
+        except BaseException:
+            projector.discarded()
+            raise
+        projector.committed(last)
         self._publish(projector.name, last)
         if batch and self.after_batch is not None:
             announce(self.after_batch, projector.name, batch)

@@ -17,6 +17,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
+from litestar.openapi.spec import Example
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -34,6 +35,14 @@ Day = Annotated[str | None, QueryParameter(max_length=40)]
 From = Annotated[str | None, QueryParameter(name="from", max_length=40)]
 Choice = Annotated[str | None, QueryParameter(max_length=20)]
 Hours = Annotated[int, QueryParameter(ge=1, le=24 * 366)]
+Format = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=20,
+        description="`json` (the default) or `csv`; without it, `Accept: text/csv` asks for CSV.",
+        examples=[Example(value="csv")],
+    ),
+]
 
 
 def own_member(ctx: Ctx) -> UUID | None:
@@ -88,6 +97,7 @@ class AnalyticsController(Controller):
     guards = [tenant_guard]  # noqa: RUF012
     dependencies = {"ctx": Provide(provide_ctx), "services": Provide(provide_services)}  # noqa: RUF012
     tags = ["analytics"]  # noqa: RUF012
+    opt = {"csv": True}  # noqa: RUF012 - every route answers CSV; see interfaces.http.openapi
 
     @get("/pipeline", opt=READ, sync_to_thread=True, operation_id="analyticsPipeline")
     def pipeline(
@@ -98,7 +108,7 @@ class AnalyticsController(Controller):
         start: From = None,
         to: Day = None,
         granularity: Choice = None,
-        format: Choice = None,
+        format: Format = None,
     ) -> Response[q.PipelineReport]:
         """Per stage now (count, value, weighted value, age) and for the period (entries,
         conversion, transitions, win rate, sales cycle, time in stage)."""
@@ -119,7 +129,7 @@ class AnalyticsController(Controller):
         to: Day = None,
         granularity: Choice = None,
         group_by: Choice = None,
-        format: Choice = None,
+        format: Format = None,
     ) -> Response[q.LeadsReport]:
         """New, won, lost and won value per bucket, grouped by source, assignee or stage."""
         headers = read_after(services, request, "analytics")
@@ -139,7 +149,7 @@ class AnalyticsController(Controller):
         services: ServicesDep,
         start: From = None,
         to: Day = None,
-        format: Choice = None,
+        format: Format = None,
     ) -> Response[team_q.TeamReport]:
         """Per member: leads assigned, moves, notes, won/lost, messages, calls, talk time,
         median first response; sales get only their own row."""
@@ -160,7 +170,7 @@ class AnalyticsController(Controller):
         to: Day = None,
         granularity: Choice = None,
         waiting_hours: Hours = 24,
-        format: Choice = None,
+        format: Format = None,
     ) -> Response[team_q.CommunicationReport]:
         """Messages in/out by channel and provider, calls by outcome, first-response median
         and p90, conversations waiting longer than `waiting_hours` for a reply."""
@@ -186,7 +196,7 @@ class AnalyticsController(Controller):
         data: JSONBody[custom.CustomReportRequest],
         ctx: CtxDep,
         services: ServicesDep,
-        format: Choice = None,
+        format: Format = None,
     ) -> Response[custom.CustomReport]:
         """Whitelisted measures by whitelisted dimensions (see the README for both lists)."""
         headers = read_after(services, request, "analytics")

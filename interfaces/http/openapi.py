@@ -1,13 +1,16 @@
-"""The OpenAPI document tells the truth about errors: every 4xx/5xx is an RFC 9457 problem.
+"""The OpenAPI document tells the truth about errors and alternate formats.
 
 Litestar documents its own `{status_code, detail, extra}` error body and only the errors it can
 infer (400); this rewrites the document once at start: one `Problem` schema, and on each
-operation the problems its guard and its commands can answer.
+operation the problems its guard and its commands can answer. Litestar also documents only the
+JSON body of a success; operations whose handler says `opt={"csv": True}` answer `text/csv` too
+(`Accept: text/csv` or `?format=csv`), and that content is added beside the JSON.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 from litestar import Litestar
 from litestar.openapi.spec import (
@@ -40,6 +43,19 @@ PROBLEM_SCHEMA = Schema(
     },
 )
 _WRITES = ("post", "put", "patch", "delete")
+CSV = "text/csv"
+CSV_CONTENT = OpenAPIMediaType(
+    schema=Schema(
+        type=OpenAPIType.STRING,
+        description=(
+            "The same report as the JSON, flattened to long rows under the header "
+            "`section,index,field,value`: one row per number; a top-level figure is in section "
+            "`summary` at index 0, the i-th item of a list in the list's name at index i; "
+            "null is an empty cell (RFC 4180, CRLF line ends, UTF-8)."
+        ),
+    ),
+    example="section,index,field,value\r\nsummary,0,from,2026-01-01\r\nsummary,0,won,3\r\n",
+)
 
 
 def _problem(code: int) -> OpenAPIResponse:
@@ -64,6 +80,7 @@ def _codes(path: str, method: str) -> set[int]:
 
 
 def document_problems(app: Litestar) -> None:
+    """Rewrite the document once at start (the app factory's one call): problems, then CSV."""
     schema = app.openapi_schema
     schema.components = schema.components or Components()
     schema.components.schemas = dict(schema.components.schemas or {}) | {"Problem": PROBLEM_SCHEMA}
@@ -80,3 +97,28 @@ def document_problems(app: Litestar) -> None:
                 for code in _codes(path, method):
                     responses.setdefault(str(code), _problem(code))
             operation.responses = dict(sorted(responses.items()))
+    document_csv(app)
+
+
+def _answering_csv(app: Litestar) -> set[str]:
+    """Operation ids of the handlers that declare a CSV answer (`opt={"csv": True}`)."""
+    ids: set[str] = set()
+    for route in app.routes:
+        handlers: Any = getattr(route, "route_handlers", ())
+        for handler in handlers:
+            if handler.opt.get("csv") and isinstance(handler.operation_id, str):
+                ids.add(handler.operation_id)
+    return ids
+
+
+def document_csv(app: Litestar) -> None:
+    """Add `text/csv` beside `application/json` on the 200 of every operation answering CSV."""
+    answering = _answering_csv(app)
+    for item in (app.openapi_schema.paths or {}).values():
+        for method in ("get", *_WRITES):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None or operation.operation_id not in answering:
+                continue
+            ok = (operation.responses or {}).get("200")
+            if isinstance(ok, OpenAPIResponse):
+                ok.content = dict(ok.content or {}) | {CSV: CSV_CONTENT}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,8 +23,17 @@ from tests.support.api import (
 )
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-TODAY = datetime.now(UTC).date()
-WINDOW = {"from": str(TODAY - timedelta(days=1)), "to": str(TODAY + timedelta(days=1))}
+
+
+def today() -> date:
+    """Today in UTC, the zone of a new organization; read when used, as a run may cross midnight."""
+    return datetime.now(UTC).date()
+
+
+def window() -> dict[str, str]:
+    """Yesterday to tomorrow: holds the story's events even if midnight passes in between."""
+    day = today()
+    return {"from": str(day - timedelta(days=1)), "to": str(day + timedelta(days=1))}
 
 
 def story(acme: Tenant, sales: Tenant) -> dict[str, str]:
@@ -45,7 +54,7 @@ def test_the_pipeline_shows_stages_now_and_the_period_funnel(
     acme = register(client)
     sales = add_member(services, acme, "sales")
     stages = story(acme, sales)
-    body = acme.get("/analytics/pipeline", params=WINDOW).json()
+    body = acme.get("/analytics/pipeline", params=window()).json()
     by_name = {s["name"]: s for s in body["stages"]}
     assert (body["won"], body["lost"], body["win_rate"]) == (1, 1, 0.5)
     assert body["won_value_cents"] == 120050
@@ -65,7 +74,7 @@ def test_leads_by_source_give_won_revenue_and_conversion(
 ) -> None:
     acme = register(client)
     story(acme, add_member(services, acme, "sales"))
-    body = acme.get("/analytics/leads", params=WINDOW | {"group_by": "source"}).json()
+    body = acme.get("/analytics/leads", params=window() | {"group_by": "source"}).json()
     groups = {g["group"]: g for g in body["groups"]}
     assert groups["web"]["new"] == 2 and groups["web"]["won_value_cents"] == 120050
     assert groups["web"]["conversion_rate"] == 0.5
@@ -80,7 +89,7 @@ def test_sales_see_the_totals_but_only_their_own_assignee_rows(
     sales = add_member(services, acme, "sales")
     story(acme, sales)
     sales.position = acme.position
-    params = WINDOW | {"group_by": "assignee"}
+    params = window() | {"group_by": "assignee"}
     everyone = acme.get("/analytics/leads", params=params).json()
     mine = sales.get("/analytics/leads", params=params).json()
     assert {g["group"] for g in everyone["groups"]} == {None, sales.user_id}
@@ -91,10 +100,11 @@ def test_sales_see_the_totals_but_only_their_own_assignee_rows(
 def test_csv_carries_the_same_numbers_as_json(client: TestClient[Any], services: Any) -> None:
     acme = register(client)
     story(acme, add_member(services, acme, "sales"))
+    period = window()
     for path in ("/analytics/pipeline", "/analytics/leads"):
-        as_json = acme.get(path, params=WINDOW).json()
-        for how in ({"params": WINDOW | {"format": "csv"}}, {"headers": {"Accept": "text/csv"}}):
-            response = acme.get(path, **({"params": WINDOW} | how))
+        as_json = acme.get(path, params=period).json()
+        for how in ({"params": period | {"format": "csv"}}, {"headers": {"Accept": "text/csv"}}):
+            response = acme.get(path, **({"params": period} | how))
             assert response.headers["content-type"].startswith("text/csv")
             rows = list(csv.reader(io.StringIO(response.text)))
             assert rows[0] == ["section", "index", "field", "value"]
@@ -130,8 +140,11 @@ def test_an_empty_organization_has_zeroes_over_the_default_thirty_days(
     client: TestClient[Any],
 ) -> None:
     acme = register(client)
+    before = today()
     body = acme.get("/analytics/pipeline").json()
-    assert (body["from"], body["to"]) == (str(TODAY - timedelta(days=29)), str(TODAY))
+    last = date.fromisoformat(body["to"])
+    assert last in (before, today())  # the request may straddle midnight
+    assert body["from"] == str(last - timedelta(days=29))
     assert body["won"] == 0 and body["win_rate"] is None and body["series"] == []
     assert all(s["count"] == 0 and s["average_age_seconds"] is None for s in body["stages"])
 
@@ -176,7 +189,7 @@ def test_team_and_communication_count_each_members_work(
     story(acme, seller)
     lead = acme.capture(assigned_to=other.user_id)["id"]
     talk(services, acme, seller, lead)
-    team = acme.get("/analytics/team", params=WINDOW).json()
+    team = acme.get("/analytics/team", params=window()).json()
     rows = {m["member_id"]: m for m in team["members"]}
     mine = rows[seller.user_id]
     assert (mine["leads_assigned"], mine["won"], mine["won_value_cents"]) == (1, 1, 120050)
@@ -188,7 +201,7 @@ def test_team_and_communication_count_each_members_work(
     assert [m["member_id"] for m in seller.get("/analytics/team").json()["members"]] == [
         seller.user_id
     ]
-    talked = acme.get("/analytics/communication", params=WINDOW | {"waiting_hours": 1}).json()
+    talked = acme.get("/analytics/communication", params=window() | {"waiting_hours": 1}).json()
     assert [(m["messages_in"], m["messages_out"]) for m in talked["messages"]] == [(2, 1)]
     assert talked["calls"] == [
         {
@@ -211,7 +224,7 @@ def test_a_custom_report_sums_whitelisted_measures_by_dimension(
 ) -> None:
     acme = register(client)
     story(acme, add_member(services, acme, "sales"))
-    body = WINDOW | {"measures": ["leads_created", "won_value_cents"], "dimensions": ["source"]}
+    body = window() | {"measures": ["leads_created", "won_value_cents"], "dimensions": ["source"]}
     rows = acme.post("/analytics/custom-report", json=body).json()["rows"]
     assert rows == [
         {"source": "referral", "leads_created": 1, "won_value_cents": 0},
@@ -260,15 +273,35 @@ def test_sales_asking_a_custom_report_per_assignee_get_only_their_own_figures(
     seller = add_member(services, acme, "sales")
     story(acme, seller)
     seller.position = acme.position
-    by_member = WINDOW | {"measures": ["leads_created"], "dimensions": ["assignee"]}
+    by_member = window() | {"measures": ["leads_created"], "dimensions": ["assignee"]}
     assert seller.post("/analytics/custom-report", json=by_member).json()["rows"] == [
         {"assignee": seller.user_id, "leads_created": 1}
     ]
-    spying = WINDOW | {"measures": ["leads_created"], "filters": {"assignee": [None]}}
+    spying = window() | {"measures": ["leads_created"], "filters": {"assignee": [None]}}
     assert seller.post("/analytics/custom-report", json=spying).json()["rows"] == [
         {"leads_created": 0}
     ]
-    totals = WINDOW | {"measures": ["leads_created"]}
+    totals = window() | {"measures": ["leads_created"]}
     assert seller.post("/analytics/custom-report", json=totals).json()["rows"] == [
         {"leads_created": 3}
     ]
+
+
+def test_the_openapi_document_lists_csv_beside_json_for_every_analytics_operation(
+    client: TestClient[Any],
+) -> None:
+    document = client.get("/schema/openapi.json").json()
+    operations = [
+        operation
+        for path, item in document["paths"].items()
+        if path.startswith("/analytics/")
+        for method, operation in item.items()
+        if method in ("get", "post")
+    ]
+    assert len(operations) == 5
+    for operation in operations:
+        content = operation["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/csv"}, operation["operationId"]
+        assert content["text/csv"]["schema"]["type"] == "string"
+        [asked] = [p for p in operation["parameters"] if p["name"] == "format"]
+        assert asked["in"] == "query" and "csv" in asked["description"]

@@ -1,12 +1,18 @@
 """The oracle: random histories through the real handlers, then every analytics answer must equal
 a naive recomputation from the raw event log of each organization — exactly, on both backends.
+
+A history starts ~60 days ago on a fake event clock that moves forward before each command (by
+seconds to days, sometimes to exactly a local midnight or a microsecond before one) and never
+passes the real now, so facts fall on many local days, ISO weeks and months; the periods asked
+for start and end inside the history. The real clock is back before anything is asked.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import suppress
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,6 +35,7 @@ from tests.support.api import (
     cheap_hashing,  # noqa: F401 - a fixture, used by pytestmark
     register,
 )
+from tests.support.clock import FakeClock, event_clock
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 ZONES = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kolkata"]
@@ -39,6 +46,9 @@ OPS += ["note", "details", "timezone", "receive", "receive", "send", "send", "ca
 PROVIDERS = ["business_api", "waha"]
 OUTCOMES = ["completed", "no_answer", "busy"]
 PHONE = "+5511987654321"
+HISTORY_DAYS = 60
+HOUR_US = 3_600_000_000
+OWN = "own"
 
 command = st.tuples(
     st.sampled_from(OPS),
@@ -46,6 +56,37 @@ command = st.tuples(
     st.integers(0, 5),  # lead (by capture order)
     st.integers(0, 9),  # a stage, member, source or value, as the command needs
     st.integers(0, 9),
+)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The clock's move before a command: by `hours` and `micros`, then, for a `zone`, on to that
+    zone's next local midnight (or, `early`, to the microsecond before it): bucket edges get hit.
+    `OWN` is the zone the command's organization has then, the likeliest to be its last one.
+    """
+
+    hours: int
+    micros: int = 0
+    zone: str | None = None
+    early: bool = False
+
+    def apply(self, clock: FakeClock, own: str) -> datetime:
+        clock.advance(timedelta(hours=self.hours, microseconds=self.micros))
+        if self.zone is not None:
+            local = clock.now.astimezone(ZoneInfo(own if self.zone == OWN else self.zone))
+            midnight = datetime.combine(local.date() + timedelta(days=1), time(), local.tzinfo)
+            clock.move_to(midnight - timedelta(microseconds=1 if self.early else 0))
+        return clock.now
+
+
+# whole hours drawn apart from the rest: Hypothesis favours small numbers in a wide range, and
+# histories are meant to spread over the ~60 days, not to pile up on their first day
+tick = st.one_of(
+    st.builds(Tick, st.integers(0, 72), st.integers(0, HOUR_US - 1)),  # 0 s … 3 days
+    st.builds(Tick, st.just(0), st.integers(0, HOUR_US - 1)),  # a burst within the hour
+    st.builds(Tick, st.integers(0, 24), st.just(0), st.sampled_from([OWN, *ZONES]), st.booleans()),
+    st.builds(Tick, st.integers(72, 240), st.integers(0, HOUR_US - 1)),  # 3 … 10 days
 )
 
 
@@ -57,6 +98,7 @@ class Org:
         self.leads: list[UUID] = []
         self.stages = [UUID(s["id"]) for s in self.admin.stages()]
         self.conversations: dict[UUID, UUID] = {}
+        self.zone = "UTC"  # a new organization's
 
     def ctx(self, who: int) -> Ctx:
         member = self.members[who % len(self.members)]
@@ -64,11 +106,13 @@ class Org:
         return Ctx(self.id, user, Role.ADMIN, Actor("user", str(user)))
 
 
-def run(services: Any, org: Org, op: str, lead_no: int, a: int, b: int) -> None:
+def run(services: Any, org: Org, op: str, lead_no: int, a: int, b: int, now: datetime) -> None:
+    """One command at `now`, the fake clock's time, which also stamps its events."""
     app, ctx = services.app, org.ctx(b)
     if op == "timezone":
         response = org.admin.put("/organizations/current", json={"timezone": ZONES[a % 4]})
         assert response.status_code == 200, response.text
+        org.zone = ZONES[a % 4]
         return
     if op == "capture":
         assignee = None if a % 3 == 0 else UUID(org.members[a % 2].user_id)
@@ -85,7 +129,7 @@ def run(services: Any, org: Org, op: str, lead_no: int, a: int, b: int) -> None:
         return
     lead = org.leads[lead_no % len(org.leads)]
     if op in ("receive", "send", "call"):
-        talk(app, org, ctx, op, lead, a, b)
+        talk(app, org, ctx, op, lead, a, b, now)
         return
     actions = {
         "move": lambda: cmds.move_lead_to_stage(app, lead, org.stages[a % 6], None, ctx),
@@ -111,7 +155,7 @@ def run(services: Any, org: Org, op: str, lead_no: int, a: int, b: int) -> None:
         actions[op]()
 
 
-def talk(app: Any, org: Org, ctx: Ctx, op: str, lead: UUID, a: int, b: int) -> None:
+def talk(app: Any, org: Org, ctx: Ctx, op: str, lead: UUID, a: int, b: int, now: datetime) -> None:
     """Messages and calls, recorded on the aggregates as the webhooks and the outbox do."""
     provider = Actor(kind="provider", id=PROVIDERS[a % 2])
     if op == "call":
@@ -144,13 +188,13 @@ def talk(app: Any, org: Org, ctx: Ctx, op: str, lead: UUID, a: int, b: int) -> N
             provider_message_id=str(uuid4()),
             provider_type=PROVIDERS[a % 2],
             text="hi",
-            sent_at=datetime.now(UTC),
+            sent_at=now,
             actor=provider,
         )
     else:
         chat.send(
             provider_type=PROVIDERS[b % 2],
-            now=datetime.now(UTC),
+            now=now,
             text="hello",
             window=False,
             actor=ctx.actor,
@@ -507,7 +551,33 @@ def expected_leads(r: Replay, start: date, end: date, g: str, by: str) -> dict[s
     }
 
 
-def check(services: Any, org: Org, g: str, back: int, ahead: int) -> None:
+Around = tuple[int, int] | None
+
+
+def period(
+    today: date, g: str | None, ago: int | None, span: int | None, around: Around, days: list[date]
+) -> tuple[date, date, str, dict[str, str]]:
+    """The period asked for, as the handlers resolve it, and the query parameters asking it.
+
+    `around` picks `from` and `to` among the local days that have events (a period edge on a
+    busy day is where an off-by-a-zone or off-by-one shows); else `to` is `ago` days before
+    today and `from` `span` days before `to`, None leaving the parameter out.
+    """
+    if around is not None and days:
+        start, end = sorted((days[around[0] % len(days)], days[around[1] % len(days)]))
+        params = {"from": str(start), "to": str(end)} | ({} if g is None else {"granularity": g})
+        return start, end, g or "day", params
+    end = today if ago is None else today - timedelta(days=ago)
+    start = end - timedelta(days=29 if span is None else span)
+    params = {} if g is None else {"granularity": g}
+    params |= {} if ago is None else {"to": str(end)}
+    params |= {} if span is None else {"from": str(start)}
+    return start, end, g or "day", params
+
+
+def check(
+    services: Any, org: Org, grain: str | None, ago: int | None, span: int | None, around: Around
+) -> None:
     admin: Tenant = org.admin
     admin.position = services.app.recorder.max_notification_id()
     events = events_of(services, org.id)
@@ -515,9 +585,9 @@ def check(services: Any, org: Org, g: str, back: int, ahead: int) -> None:
     for e in events:
         zone = getattr(e, "timezone", zone) if hasattr(e, "previous_timezone") else zone
     today = datetime.now(ZoneInfo(zone)).date()
-    start, end = today - timedelta(days=back), today + timedelta(days=ahead)
+    days = sorted({e.timestamp.astimezone(ZoneInfo(zone)).date() for e in events})
+    start, end, g, params = period(today, grain, ago, span, around, days)
     replay = Replay(events, start, end)
-    params = {"from": str(start), "to": str(end), "granularity": g}
     got = admin.get("/analytics/pipeline", params=params).json()
     assert got == expected_pipeline(replay, start, end, g, got["as_of"])
     for by in ("source", "assignee", "stage"):
@@ -527,12 +597,13 @@ def check(services: Any, org: Org, g: str, back: int, ahead: int) -> None:
     for hours in (1, 24):
         got = admin.get("/analytics/communication", params=params | {"waiting_hours": hours}).json()
         assert got == expected_communication(replay, start, end, g, hours, got["as_of"])
-    check_custom_reports(admin, replay, start, end, g)
+    check_custom_reports(admin, replay, start, end, g, params)
 
 
-def check_custom_reports(admin: Tenant, r: Replay, start: date, end: date, g: str) -> None:
+def check_custom_reports(
+    admin: Tenant, r: Replay, start: date, end: date, g: str, body: dict[str, str]
+) -> None:
     """The custom report's whitelisted measures agree with the oracle's figures."""
-    body = {"from": str(start), "to": str(end), "granularity": g}
     leads = expected_leads(r, start, end, g, "source")
     asked = body | {
         "measures": ["leads_created", "leads_won", "leads_lost", "won_value_cents"],
@@ -570,19 +641,24 @@ def test_every_answer_equals_the_oracle_over_random_histories(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(
-        commands=st.lists(command, min_size=10, max_size=40),
-        granularity=st.sampled_from(["day", "week", "month"]),
-        back=st.integers(-1, 2),
-        ahead=st.integers(-1, 2),
+        commands=st.lists(st.tuples(tick, command), min_size=10, max_size=40),
+        granularity=st.sampled_from(["day", "week", "month", None]),
+        ago=st.none() | st.integers(-2, HISTORY_DAYS + 2),  # `to`, in days before today
+        span=st.none() | st.integers(0, HISTORY_DAYS + 15),  # `from`, in days before `to`
+        around=st.none() | st.tuples(st.integers(0, 99), st.integers(0, 99)),
     )
     def answers_match(
-        commands: list[tuple[str, int, int, int, int]], granularity: str, back: int, ahead: int
+        commands: list[tuple[Tick, tuple[str, int, int, int, int]]],
+        granularity: str | None,
+        ago: int | None,
+        span: int | None,
+        around: Around,
     ) -> None:
-        orgs = [Org(client, services), Org(client, services)]
-        for op, o, lead, a, b in commands:
-            run(services, orgs[o], op, lead, a, b)
+        with event_clock(datetime.now(UTC) - timedelta(days=HISTORY_DAYS)) as clock:
+            orgs = [Org(client, services), Org(client, services)]
+            for step, (op, o, lead, a, b) in commands:
+                run(services, orgs[o], op, lead, a, b, step.apply(clock, orgs[o].zone))
         for org in orgs:
-            if -back <= ahead:
-                check(services, org, granularity, back, ahead)
+            check(services, org, granularity, ago, span, around)
 
     answers_match()

@@ -1,15 +1,19 @@
 """The analytics projection: rebuilt from zero in any batch size it is identical (digest), and a
-time-zone change re-derives the organization's daily rows in its new zone."""
+time-zone change moves the organization's facts to their days in the new zone and re-derives
+every roll-up from them."""
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
@@ -18,16 +22,18 @@ from interfaces.services import Services
 from projections.analytics import AnalyticsProjector
 from projections.analytics_tables import (
     ANALYTICS_TABLES,
-    DIMENSIONS,
+    ROLLUP_TABLES,
+    ROLLUPS,
     local_day,
-    rm_analytics_daily,
     rm_analytics_facts,
 )
+from projections.base import Envelope
 from projections.leads import LeadsProjector
 from projections.runner import positions
 from tests.projections.test_runner import fresh, runner_for, write_history  # noqa: F401
 
 USER = Actor(kind="user", id=str(uuid4()))
+PROVIDER = Actor(kind="provider", id="business_api")
 
 
 def digest(services: Services) -> str:
@@ -86,14 +92,124 @@ def test_a_time_zone_change_rebuckets_the_organizations_days(
 ) -> None:
     org = zoned_history(fresh)
     runner_for(fresh, [AnalyticsProjector()], batch=5).catch_up()
-    f, d = rm_analytics_facts.c, rm_analytics_daily.c
+    f = rm_analytics_facts.c
     with fresh.engine.connect() as conn:
         facts = list(conn.execute(sa.select(f).where(f.organization_id == org.id)))
-        daily = list(conn.execute(sa.select(d).where(d.organization_id == org.id)))
-    expected: Counter[tuple[Any, ...]] = Counter()
-    for r in facts:
-        day = local_day(r.occurred_us, "Pacific/Kiritimati")
-        expected[(day, r.kind, *[getattr(r, c) for c in DIMENSIONS])] += 1
-    got = {(r.day, r.kind, *[getattr(r, c) for c in DIMENSIONS]): r.count for r in daily}
-    assert got == dict(expected)
-    assert sum(got.values()) == len(facts) == 6 * 2 + 6 * 3 + 2  # captures, moves, won/lost
+        assert facts and all(r.day == local_day(r.occurred_us, "Pacific/Kiritimati") for r in facts)
+        assert all(r.month == r.day.replace(day=1) for r in facts)
+        for name, dims in ROLLUPS.items():
+            t = ROLLUP_TABLES[name].c
+            got = {
+                (r.kind, r.grain, r.day, *[getattr(r, c) for c in dims]): (r.count, r.seconds)
+                for r in conn.execute(
+                    sa.select(ROLLUP_TABLES[name]).where(t.organization_id == org.id)
+                )
+            }
+            expected: dict[tuple[Any, ...], list[int]] = {}
+            for r in facts:
+                for grain, day in (("day", r.day), ("month", r.month)):
+                    key = (r.kind, grain, day, *[getattr(r, c) for c in dims])
+                    acc = expected.setdefault(key, [0, 0])
+                    acc[0] += 1
+                    acc[1] += r.seconds
+            assert got == {k: tuple(v) for k, v in expected.items()}, name
+    assert len(facts) == 6 + 6 + 2  # captures, moves, won/lost
+
+
+class FailingFirstTime(AnalyticsProjector):
+    """Applies each batch in memory and in the tables, then fails the first time it sees it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+        super().process(conn, batch)
+        if batch[0].position not in self.seen:
+            self.seen.add(batch[0].position)
+            raise RuntimeError("crash after applying the batch")
+
+
+def chatty_history(services: Services) -> None:
+    """Conversations whose replies are first responses: applying one twice would lose them."""
+    app = services.app
+    org = Organization.register(name="Chatty", owner_user_id=uuid4(), actor=USER)
+    pipeline = Pipeline.create_default(organization_id=org.id, actor=USER)
+    app.commit(org, pipeline)
+    for i in range(3):
+        lead = Lead.capture(
+            organization_id=org.id,
+            pipeline_id=pipeline.id,
+            stage=pipeline.stages[0].ref,
+            details={"full_name": f"Lead {i}"},
+            assignee_id=None,
+            actor=USER,
+        )
+        chat = Conversation.start(
+            organization_id=org.id,
+            lead_id=lead.id,
+            channel="whatsapp",
+            contact=f"+5511987654{i:03d}",
+            actor=USER,
+        )
+        app.commit(lead, chat)
+        for _ in range(2):
+            chat.receive(
+                provider_message_id=uuid4().hex,
+                provider_type="business_api",
+                text="hi",
+                sent_at=datetime.now(UTC),
+                actor=PROVIDER,
+            )
+            app.commit(chat)
+            chat.send(
+                provider_type="business_api",
+                now=datetime.now(UTC),
+                text="hello",
+                window=False,
+                actor=USER,
+            )
+            app.commit(chat)
+
+
+def test_state_kept_in_memory_never_outlives_a_batch_that_rolled_back(
+    fresh: Services,  # noqa: F811
+) -> None:
+    write_history(fresh, orgs=1)
+    chatty_history(fresh)
+    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
+    expected = digest(fresh)
+    with fresh.engine.begin() as conn:
+        for t in ANALYTICS_TABLES:
+            conn.execute(t.delete())
+        conn.execute(positions.update().values(position=0))
+    projector = FailingFirstTime()
+    runner = runner_for(fresh, [projector], batch=4)
+    failures = 0
+    while True:  # the same instance goes on after each failure
+        try:
+            if not runner.run_once():
+                break
+        except RuntimeError:
+            failures += 1
+    assert failures > 5
+    assert digest(fresh) == expected
+
+
+def test_two_runners_taking_turns_on_one_projection_build_the_same_tables(
+    fresh: Services,  # noqa: F811
+) -> None:
+    write_history(fresh)
+    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
+    expected = digest(fresh)
+    with fresh.engine.begin() as conn:
+        for t in ANALYTICS_TABLES:
+            conn.execute(t.delete())
+        conn.execute(positions.update().values(position=0))
+    # each runner's memory goes stale whenever the other one applies a batch
+    turns = [runner_for(fresh, [AnalyticsProjector()], batch=3) for _ in range(2)]
+    i = 0
+    while turns[i % 2].run_once():
+        i += 1
+    assert i > 4
+    assert digest(fresh) == expected
