@@ -23,8 +23,8 @@ from projections.analytics_tables import (
     NIL,
     ROLLUP_TABLES,
     epoch_us,
-    rm_analytics_leads,
     rm_analytics_orgs,
+    rm_analytics_stage_totals,
 )
 from projections.leads import rm_stages
 
@@ -245,14 +245,13 @@ def next_stages(stages: list[tuple[UUID, str]]) -> dict[UUID, UUID]:
 
 
 def _now_by_stage(conn: Connection, org: UUID, as_of_us: int) -> dict[UUID, tuple[int, int, int]]:
-    lead = rm_analytics_leads.c
-    age = (sa.literal(as_of_us, sa.BigInteger) - lead.stage_entered_us) // 1_000_000
-    query = (
-        sa.select(lead.stage_id, sa.func.count(), sa.func.sum(lead.value_cents), sa.func.sum(age))
-        .where(lead.organization_id == org, lead.archived.is_(False))
-        .group_by(lead.stage_id)
+    """Per stage: (unarchived leads, their value, the sum of their ages in whole seconds)."""
+    t = rm_analytics_stage_totals.c
+    query = sa.select(t.stage_id, t.count, t.value_cents, t.entered_seconds).where(
+        t.organization_id == org, t.count > 0
     )
-    return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in conn.execute(query)}
+    now = as_of_us // 1_000_000
+    return {r[0]: (int(r[1]), int(r[2]), int(r[1]) * now - int(r[3])) for r in conn.execute(query)}
 
 
 def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) -> PipelineReport:
@@ -385,43 +384,66 @@ def _figures(v: list[int]) -> tuple[int, int, int, int, float | None, float | No
     return new, won, lost, value, ratio(won, new), ratio(won, won + lost)
 
 
+def _leads_by_day(
+    conn: Connection, org: UUID, period: Period, rollup: str, column: str
+) -> list[Any]:
+    """(day, group, new, won, lost, won value) per roll-up day (or month) row and group."""
+    table = ROLLUP_TABLES[rollup]
+    t = table.c
+
+    def of(kind: str, measure: Any) -> Any:
+        return sa.func.sum(sa.case((t.kind == kind, measure), else_=0))
+
+    query = (
+        sa.select(
+            t.day,
+            t[column],
+            of("created", t.count),
+            of("won", t.count),
+            of("lost", t.count),
+            of("won", t.value_cents),
+        )
+        .where(t.organization_id == org, t.kind.in_(("created", "won", "lost")))
+        .where(in_period(table, period, by_day=True))
+        .group_by(t.day, t[column])
+    )
+    return list(conn.execute(query))
+
+
 def leads_report(
     conn: Connection, org: UUID, period: Period, group_by: str, only_member: UUID | None
 ) -> LeadsReport:
     """New, won, lost and won value per bucket and group; `only_member` limits assignee rows."""
     rollup, column = GROUPS[group_by]
-    series: dict[tuple[date, str | None], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    groups: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    series: dict[tuple[date, str], list[int]] = {}
+    groups: dict[str, list[int]] = {}
     totals = [0, 0, 0, 0]
-    mine = None if only_member is None else str(only_member)
-    for kind, day, key, n, value, _ in rollup_sums(
-        conn, org, period, rollup, ("created", "won", "lost"), "day", column
-    ):
-        index = {"created": 0, "won": 1, "lost": 2}[kind]
-        totals[index] += int(n)
-        totals[3] += int(value) if kind == "won" else 0
-        group = key_text(key)
-        if only_member is not None and group != mine:
-            continue
-        for acc in (series[(bucket(day, period.granularity), group)], groups[group]):
-            acc[index] += int(n)
-            acc[3] += int(value) if kind == "won" else 0
+    names: dict[Any, str | None] = {}  # dimension value → its text (a few distinct values)
+    for day, key, *figures in _leads_by_day(conn, org, period, rollup, column):
+        new, won, lost, value = (int(x or 0) for x in figures)
+        if key not in names:
+            names[key] = key_text(key)
+        group = names[key]
+        accs = [totals]
+        if only_member is None or group == str(only_member):  # sales: their own rows only
+            accs.append(groups.setdefault(group or "", [0, 0, 0, 0]))
+            bucketed = (bucket(day, period.granularity), group or "")
+            accs.append(series.setdefault(bucketed, [0, 0, 0, 0]))
+        for acc in accs:
+            acc[0] += new
+            acc[1] += won
+            acc[2] += lost
+            acc[3] += value
     return LeadsReport(
         start=period.start,
         end=period.end,
         granularity=period.granularity,
         group_by=group_by,
         totals=LeadsTotals(*_figures(totals)),
-        groups=[LeadsGroup(g, *_figures(v)) for g, v in sorted(groups.items(), key=_none_first)],
-        series=[
-            LeadsPoint(p, g, *v)
-            for (p, g), v in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
-        ],
+        # groups are keyed by their text, '' for none (sorted first, answered null)
+        groups=[LeadsGroup(g or None, *_figures(v)) for g, v in sorted(groups.items())],
+        series=[LeadsPoint(p, g or None, *v) for (p, g), v in sorted(series.items())],
     )
-
-
-def _none_first(item: tuple[str | None, Any]) -> str:
-    return item[0] or ""
 
 
 def resolve_period(

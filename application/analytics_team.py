@@ -2,7 +2,7 @@
 
 Members are the users behind each fact: the assignee for won/lost leads, the one assigned for
 `leads_assigned`, the acting user for moves, notes and messages sent, the caller for calls placed.
-Medians and p90 read the individual first-response facts of the period (few rows per day).
+Medians and p90 are exact: counted per bin of response time, then read from one bin's facts.
 """
 
 from __future__ import annotations
@@ -20,46 +20,91 @@ from application.analytics import (
     Period,
     average,
     bucket,
+    in_period,
     key_text,
     ratio,
     rollup_sums,
 )
-from projections.analytics_tables import NIL, epoch_us, rm_analytics_facts, rm_analytics_threads
+from projections.analytics_tables import (
+    NIL,
+    bin_bounds,
+    epoch_us,
+    rm_analytics_facts,
+    rm_analytics_responses,
+    rm_analytics_threads,
+)
 
 TEAM_KINDS: tuple[str, ...] = ("assigned", "moved", "note", "won", "lost", "message_out")
 TEAM_KINDS += ("call", "call_answered", "call_ended")
 
 
-def median(values: list[int]) -> float | None:
-    """The middle value (the mean of the two middle ones for an even count)."""
-    if not values:
-        return None
-    v, n = sorted(values), len(values)
-    return float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+class ResponseTimes:
+    """Exact order statistics of the first-response times of a period, read bin by bin.
 
+    The histogram (`rm_analytics_responses`) gives how many times fall in each bin; the k-th
+    smallest time is then read from that bin's facts alone, in seconds order (an index range).
+    """
 
-def percentile(values: list[int], p: int) -> float | None:
-    """Nearest rank: the smallest value with at least p % of the values at or below it."""
-    if not values:
-        return None
-    v = sorted(values)
-    return float(v[max(1, math.ceil(p * len(v) / 100)) - 1])
+    def __init__(self, conn: Connection, org: UUID, period: Period) -> None:
+        self.conn, self.org, self.period = conn, org, period
+        r = rm_analytics_responses
+        query = (
+            sa.select(r.c.member_id, r.c.bin, sa.func.sum(r.c.count))
+            .where(r.c.organization_id == org, in_period(r, period, by_day=False))
+            .group_by(r.c.member_id, r.c.bin)
+        )
+        self.bins: dict[UUID | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for member, b, n in conn.execute(query):
+            self.bins[member][int(b)] += int(n)
+            self.bins[None][int(b)] += int(n)
 
+    def members(self) -> list[UUID]:
+        return [m for m in self.bins if m is not None and m != NIL]
 
-def first_responses(
-    conn: Connection, org: UUID, period: Period, member: UUID | None = None
-) -> list[tuple[UUID, int]]:
-    """(responder, seconds) of every first response in the period's local days."""
-    f = rm_analytics_facts.c
-    query = sa.select(f.member_id, f.seconds).where(
-        f.organization_id == org,
-        f.kind == "first_response",
-        f.day >= period.start,
-        f.day <= period.end,
-    )
-    if member is not None:
-        query = query.where(f.member_id == member)
-    return [(r[0], int(r[1])) for r in conn.execute(query)]
+    def count(self, member: UUID | None = None) -> int:
+        return sum(self.bins[member].values()) if member in self.bins else 0
+
+    def median(self, member: UUID | None = None) -> float | None:
+        """The middle time (the mean of the two middle ones for an even count)."""
+        n = self.count(member)
+        if n == 0:
+            return None
+        low, high = self.ranked(member, (n - 1) // 2), self.ranked(member, n // 2)
+        return float(low) if low == high else (low + high) / 2
+
+    def percentile(self, p: int, member: UUID | None = None) -> float | None:
+        """Nearest rank: the smallest time with at least p % of the times at or below it."""
+        n = self.count(member)
+        if n == 0:
+            return None
+        return float(self.ranked(member, max(1, math.ceil(p * n / 100)) - 1))
+
+    def ranked(self, member: UUID | None, rank: int) -> int:
+        """The time at 0-based `rank` in increasing order."""
+        before = 0
+        for b in sorted(self.bins[member]):
+            n = self.bins[member][b]
+            if rank < before + n:
+                return self._in_bin(member, b, rank - before)
+            before += n
+        raise IndexError(rank)
+
+    def _in_bin(self, member: UUID | None, b: int, offset: int) -> int:
+        f = rm_analytics_facts.c
+        low, high = bin_bounds(b)
+        query = sa.select(f.seconds).where(
+            f.organization_id == self.org,
+            # written out, not bound: the partial indexes on first responses must match it
+            f.kind == sa.literal_column("'first_response'"),
+            f.seconds >= low,
+            f.seconds <= high,
+            f.day >= self.period.start,
+            f.day <= self.period.end,
+        )
+        if member is not None:
+            query = query.where(f.member_id == member)
+        query = query.order_by(f.seconds).offset(offset).limit(1)
+        return int(self.conn.execute(query).scalar_one())
 
 
 # ---------------------------------------------------------------- team
@@ -103,12 +148,10 @@ def team_report(
         acc[0] += int(n)
         acc[1] += int(value)
         acc[2] += int(seconds)
-    responses: dict[UUID, list[int]] = defaultdict(list)
-    for member, seconds in first_responses(conn, org, period, only_member):
-        if member != NIL:
-            responses[member].append(seconds)
+    times = ResponseTimes(conn, org, period)
+    responders = [m for m in times.members() if only_member is None or m == only_member]
     members = []
-    for member in sorted(set(sums) | set(responses), key=str):
+    for member in sorted(set(sums) | set(responders), key=str):
         s = sums[member]
         won, lost = s["won"][0], s["lost"][0]
         members.append(
@@ -125,7 +168,7 @@ def team_report(
                 calls_placed=s["call"][0],
                 calls_answered=s["call_answered"][0],
                 talk_seconds=s["call_ended"][2],
-                median_first_response_seconds=median(responses[member]),
+                median_first_response_seconds=times.median(member),
             )
         )
     return TeamReport(start=period.start, end=period.end, members=members)
@@ -187,7 +230,7 @@ def communication_report(
         else:
             outcomes[outcome][0] += int(n)
             outcomes[outcome][1] += int(seconds)
-    times = [s for _, s in first_responses(conn, org, period)]
+    times = ResponseTimes(conn, org, period)
     t = rm_analytics_threads.c
     waiting = conn.execute(
         sa.select(sa.func.count()).where(
@@ -212,8 +255,8 @@ def communication_report(
         calls_placed=calls["outbound"],
         calls_received=calls["inbound"],
         calls_answered=calls["answered"],
-        first_responses=len(times),
-        median_first_response_seconds=median(times),
-        p90_first_response_seconds=percentile(times, 90),
+        first_responses=times.count(),
+        median_first_response_seconds=times.median(),
+        p90_first_response_seconds=times.percentile(90),
         waiting_for_reply=int(waiting),
     )

@@ -14,6 +14,7 @@ call, call_answered, call_ended (outcome, talk seconds).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -35,9 +36,12 @@ from projections.analytics_tables import (
     ROLLUPS,
     epoch_us,
     local_day,
+    response_bin,
     rm_analytics_facts,
     rm_analytics_leads,
     rm_analytics_orgs,
+    rm_analytics_responses,
+    rm_analytics_stage_totals,
     rm_analytics_threads,
 )
 from projections.base import Envelope, Projector, cents, copy_rows
@@ -94,7 +98,7 @@ class _Rows:
                 self.stored.discard(key)
 
     def load(self, conn: Connection, keys: Iterable[Key]) -> None:
-        missing = sorted(set(keys) - self.rows.keys())
+        missing = sorted(k for k in set(keys) if k not in self.rows)  # not `- keys()`: O(cache)
         for i in range(0, len(missing), 500):
             for r in conn.execute(
                 sa.select(self.table).where(*self._filter(conn, missing[i : i + 500]))
@@ -186,6 +190,7 @@ class _Batch:
         self.zones: dict[UUID, str] = {}
         self.new_zones: dict[UUID, str] = {}
         self.facts: list[tuple[Any, ...]] = []
+        self.stages: dict[tuple[UUID, UUID], list[int]] = defaultdict(lambda: [0, 0, 0])
         self.position = self.seq = 0
 
     def run(self) -> None:
@@ -229,23 +234,9 @@ class _Batch:
         us = epoch_us(e.timestamp)
         org = e.organization_id
         day = local_day(us, self.zones.get(org, DEFAULT_TIMEZONE))
-        month = day.replace(day=1)
-        self.facts.append(
-            (
-                org,
-                self.position,
-                self.seq,
-                kind,
-                day,
-                month,
-                us,
-                subject,
-                *values,
-                1,
-                value,
-                seconds,
-            )
-        )
+        where = (org, self.position, self.seq, kind, day, day.replace(day=1), us, subject)
+        score = response_bin(seconds) if kind == "first_response" else -1
+        self.facts.append((*where, *values, 1, value, seconds, score))
         self.seq += 1
 
     def _lead(self, e: Any) -> None:
@@ -265,6 +256,7 @@ class _Batch:
                 "archived": False,
             }
             self.leads.put(row)
+            self.count_in_stage(row, +1)
             dims = {"source": row["source"], "member_id": row["assignee_id"]}
             self.fact(e, "created", e.originator_id, stage_id=e.stage_id, **dims)
             if e.assignee_id is not None:
@@ -275,7 +267,18 @@ class _Batch:
             return
         before = dict(lead)
         _apply_to_lead(self, e, lead, us)
+        if lead != before:
+            self.count_in_stage(before, -1)
+            self.count_in_stage(lead, +1)
         self.leads.changed(lead, before)
+
+    def count_in_stage(self, lead: dict[str, Any], sign: int) -> None:
+        """Add (or take away) an unarchived lead from its stage's totals."""
+        if not lead["archived"]:
+            totals = self.stages[(lead["organization_id"], lead["stage_id"])]
+            totals[0] += sign
+            totals[1] += sign * lead["value_cents"]
+            totals[2] += sign * (lead["stage_entered_us"] // 1_000_000)
 
 
 def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
@@ -385,6 +388,8 @@ def _flush(b: _Batch) -> None:
         b.new_zones.clear()
     b.leads.flush(conn)
     b.threads.flush(conn)
+    _add_stage_totals(conn, b.stages)
+    b.stages.clear()
     if not b.facts:
         return
     copy_rows(conn, rm_analytics_facts, b.facts)
@@ -393,26 +398,84 @@ def _flush(b: _Batch) -> None:
     batch = sa.and_(f.organization_id.in_(orgs), f.position.between(b.facts[0][1], b.facts[-1][1]))
     for name in ROLLUPS:
         _add_facts(conn, name, batch)
+    _add_responses(conn, batch)
     b.facts = []
+
+
+def _add_stage_totals(conn: Connection, deltas: dict[tuple[UUID, UUID], list[int]]) -> None:
+    rows = [
+        {
+            "organization_id": org,
+            "stage_id": stage,
+            "count": n,
+            "value_cents": v,
+            "entered_seconds": e,
+        }
+        for (org, stage), (n, v, e) in deltas.items()
+        if (n, v, e) != (0, 0, 0)
+    ]
+    if not rows:
+        return
+    table = rm_analytics_stage_totals
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    sums = ("count", "value_cents", "entered_seconds")
+    stmt = insert.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={m: table.c[m] + insert.excluded[m] for m in sums},
+    )
+    conn.execute(stmt, rows)
+    # an emptied stage has no row, however the batches fell (rebuilds stay identical)
+    orgs = sorted({r["organization_id"] for r in rows})
+    conn.execute(table.delete().where(table.c.organization_id.in_(orgs), table.c.count == 0))
 
 
 def _add_facts(conn: Connection, rollup: str, facts: sa.ColumnElement[bool]) -> None:
     """Add the sums of the chosen facts to a roll-up's day and month rows."""
-    table, f = ROLLUP_TABLES[rollup], rm_analytics_facts.c
-    dims = [f[d] for d in ROLLUPS[rollup]]
-    sums = [sa.func.count(), sa.func.sum(f.value_cents), sa.func.sum(f.seconds)]
-    grains = [
-        sa.select(f.organization_id, f.kind, sa.literal(grain), column, *dims, *sums)
-        .where(facts)
-        .group_by(f.organization_id, f.kind, column, *dims)
-        for grain, column in (("day", f.day), ("month", f.month))
-    ]
+    f = rm_analytics_facts.c
+    sums = {
+        "count": sa.func.count(),
+        "value_cents": sa.func.sum(f.value_cents),
+        "seconds": sa.func.sum(f.seconds),
+    }
+    _add_grouped(conn, ROLLUP_TABLES[rollup], ["kind", *ROLLUPS[rollup]], sums, facts)
+
+
+def _add_responses(conn: Connection, facts: sa.ColumnElement[bool]) -> None:
+    f = rm_analytics_facts.c
+    # by bin, not by kind: a planner matching the partial indexes on first responses would scan
+    # all of an organization's responses instead of the batch's position range
+    chosen = sa.and_(facts, f.bin >= 0)
+    _add_grouped(
+        conn, rm_analytics_responses, ["member_id", "bin"], {"count": sa.func.count()}, chosen
+    )
+
+
+def _add_grouped(
+    conn: Connection,
+    table: sa.Table,
+    keys: list[str],
+    sums: dict[str, Any],
+    facts: sa.ColumnElement[bool],
+) -> None:
+    """Upsert the chosen facts, grouped by `keys` per day and per month, into `table`
+    (organization, `keys`' first one if it is the kind, grain, day, the other keys, sums)."""
+    f = rm_analytics_facts.c
+    grains = []
+    for grain, column in (("day", f.day), ("month", f.month)):
+        columns: dict[str, Any] = {"organization_id": f.organization_id}
+        columns |= {k: f[k] for k in keys} | {"grain": sa.literal(grain), "day": column}
+        names = [c.name for c in table.columns if c.name not in sums]
+        grains.append(
+            sa.select(*[columns[n] for n in names], *sums.values())
+            .where(facts)
+            .group_by(f.organization_id, column, *[f[k] for k in keys])
+        )
     # a subquery with a WHERE: SQLite would read ON CONFLICT as a join constraint otherwise
     both = sa.select(sa.union_all(*grains).subquery()).where(sa.true())
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    stmt = insert.from_select([c.name for c in table.columns], both).on_conflict_do_update(
+    stmt = insert.from_select([*names, *sums], both).on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
-        set_={m: table.c[m] + insert.excluded[m] for m in ("count", "value_cents", "seconds")},
+        set_={m: table.c[m] + insert.excluded[m] for m in sums},
     )
     conn.execute(stmt)
 
@@ -446,3 +509,6 @@ def _rebucket(conn: Connection, org: UUID, timezone: str) -> None:
     for name, table in ROLLUP_TABLES.items():
         conn.execute(table.delete().where(table.c.organization_id == org))
         _add_facts(conn, name, f.organization_id == org)
+    r = rm_analytics_responses
+    conn.execute(r.delete().where(r.c.organization_id == org))
+    _add_responses(conn, f.organization_id == org)

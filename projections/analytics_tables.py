@@ -36,11 +36,33 @@ ROLLUPS: dict[str, tuple[str, ...]] = {
     "member": ("member_id", "channel"),
     "channel": ("channel", "provider", "outcome"),
 }
+FIRST_RESPONSE = "kind = 'first_response'"
 #: a roll-up row sums one local day, or one month (dated its first day): a long period reads
 #: its whole months from month rows and only its partial months from day rows
 GRAINS = ("day", "month")
 #: time-zone offsets are whole quarter hours: one local day per UTC quarter hour and zone
 QUARTER_US = 900_000_000
+
+
+def response_bin(seconds: int) -> int:
+    """The histogram bin of a first-response time: exact below 16 s, then eight bins per doubling.
+
+    Monotone in `seconds`, so the bin holding the k-th smallest time is found from the counts
+    alone, and only that bin's facts are read to find the exact value.
+    """
+    if seconds < 16:
+        return max(0, seconds)
+    n = seconds.bit_length()
+    return 16 + (n - 5) * 8 + ((seconds >> (n - 4)) & 7)
+
+
+def bin_bounds(b: int) -> tuple[int, int]:
+    """The smallest and largest seconds of a bin."""
+    if b < 16:
+        return b, b
+    n, sub = (b - 16) // 8 + 5, (b - 16) % 8
+    low = (8 + sub) << (n - 4)
+    return low, low + (1 << (n - 4)) - 1
 
 
 def epoch_us(at: datetime) -> int:
@@ -95,7 +117,39 @@ rm_analytics_facts = sa.Table(
     sa.Column("subject_id", sa.Uuid, nullable=False),
     *[dimension_column(d) for d in DIMENSIONS],
     *_measures(),
+    # first responses: response_bin(seconds); -1 for every other fact
+    sa.Column("bin", sa.SmallInteger, nullable=False),
     sa.Index("ix_rm_analytics_facts_kind_day", "organization_id", "kind", "day"),
+    # the exact value of a median or percentile is read in seconds order inside one bin
+    sa.Index(
+        "ix_rm_analytics_facts_responses",
+        "organization_id",
+        "seconds",
+        "day",
+        postgresql_where=sa.text(FIRST_RESPONSE),
+        sqlite_where=sa.text(FIRST_RESPONSE),
+    ),
+    sa.Index(
+        "ix_rm_analytics_facts_member_responses",
+        "organization_id",
+        "member_id",
+        "seconds",
+        "day",
+        postgresql_where=sa.text(FIRST_RESPONSE),
+        sqlite_where=sa.text(FIRST_RESPONSE),
+    ),
+)
+
+#: first-response times counted per day or month, responder and bin (see `response_bin`)
+rm_analytics_responses = sa.Table(
+    "rm_analytics_responses",
+    metadata,
+    sa.Column("organization_id", sa.Uuid, primary_key=True),
+    sa.Column("grain", sa.String(5), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("member_id", sa.Uuid, primary_key=True),
+    sa.Column("bin", sa.SmallInteger, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
 )
 
 
@@ -132,6 +186,18 @@ rm_analytics_leads = sa.Table(
     sa.Index("ix_rm_analytics_leads_stage", "organization_id", "archived", "stage_id"),
 )
 
+#: the unarchived leads in each stage now: how many, their value, the sum of their entry times
+#: (whole epoch seconds), so that "now" figures read one row per stage, never every lead
+rm_analytics_stage_totals = sa.Table(
+    "rm_analytics_stage_totals",
+    metadata,
+    sa.Column("organization_id", sa.Uuid, primary_key=True),
+    sa.Column("stage_id", sa.Uuid, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("value_cents", sa.BigInteger, nullable=False),
+    sa.Column("entered_seconds", sa.BigInteger, nullable=False),
+)
+
 #: conversations and calls: what their later events need to know (channel, provider, caller)
 rm_analytics_threads = sa.Table(
     "rm_analytics_threads",
@@ -149,6 +215,8 @@ ANALYTICS_TABLES = (
     rm_analytics_orgs,
     rm_analytics_facts,
     *ROLLUP_TABLES.values(),
+    rm_analytics_responses,
     rm_analytics_leads,
+    rm_analytics_stage_totals,
     rm_analytics_threads,
 )

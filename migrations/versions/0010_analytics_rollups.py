@@ -69,13 +69,48 @@ def upgrade() -> None:
         sa.Column("subject_id", sa.Uuid(), nullable=False),
         *[_dimension(d) for d in DIMENSIONS],
         *_measures(),
+        sa.Column("bin", sa.SmallInteger(), nullable=False),
     )
     op.create_index(
         "ix_rm_analytics_facts_kind_day",
         "rm_analytics_facts",
         ["organization_id", "kind", "day"],
     )
+    first_response = sa.text("kind = 'first_response'")
+    op.create_index(
+        "ix_rm_analytics_facts_responses",
+        "rm_analytics_facts",
+        ["organization_id", "seconds", "day"],
+        postgresql_where=first_response,
+        sqlite_where=first_response,
+    )
+    op.create_index(
+        "ix_rm_analytics_facts_member_responses",
+        "rm_analytics_facts",
+        ["organization_id", "member_id", "seconds", "day"],
+        postgresql_where=first_response,
+        sqlite_where=first_response,
+    )
     _secure("rm_analytics_facts")
+    op.create_table(
+        "rm_analytics_responses",
+        sa.Column("organization_id", sa.Uuid(), primary_key=True),
+        sa.Column("grain", sa.String(length=5), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("member_id", sa.Uuid(), primary_key=True),
+        sa.Column("bin", sa.SmallInteger(), primary_key=True),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+    )
+    _secure("rm_analytics_responses")
+    op.create_table(
+        "rm_analytics_stage_totals",
+        sa.Column("organization_id", sa.Uuid(), primary_key=True),
+        sa.Column("stage_id", sa.Uuid(), primary_key=True),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("value_cents", sa.BigInteger(), nullable=False),
+        sa.Column("entered_seconds", sa.BigInteger(), nullable=False),
+    )
+    _secure("rm_analytics_stage_totals")
     for name, dims in ROLLUPS.items():
         op.create_table(
             f"rm_analytics_by_{name}",
@@ -91,6 +126,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Back to 0008's shapes, empty: the analytics projection rebuilds them from the log."""
+    op.drop_table("rm_analytics_stage_totals")
+    op.drop_table("rm_analytics_responses")
     for name in ROLLUPS:
         op.drop_table(f"rm_analytics_by_{name}")
     op.drop_table("rm_analytics_facts")

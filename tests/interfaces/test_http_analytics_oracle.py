@@ -43,6 +43,9 @@ SOURCES = [None, "web", "referral", "ads"]
 VALUES = [None, "0", "100.50", "2500", "99999.99"]
 OPS = ["capture", "capture", "move", "move", "assign", "win", "lose", "reopen", "archive"]
 OPS += ["note", "details", "timezone", "receive", "receive", "send", "send", "call"]
+OPS += ["probability"]
+#: a stage's win probability setting, by stage type (null: derived from its place)
+CHANCES = {"open": [None, 0, 35, 90, 100], "won": [None, 100], "lost": [None, 0]}
 PROVIDERS = ["business_api", "waha"]
 OUTCOMES = ["completed", "no_answer", "busy"]
 PHONE = "+5511987654321"
@@ -113,6 +116,13 @@ def run(services: Any, org: Org, op: str, lead_no: int, a: int, b: int, now: dat
         response = org.admin.put("/organizations/current", json={"timezone": ZONES[a % 4]})
         assert response.status_code == 200, response.text
         org.zone = ZONES[a % 4]
+        return
+    if op == "probability":
+        stage = org.admin.stages()[a % 6]
+        choices = CHANCES[stage["stage_type"]]
+        body = {"win_probability": choices[b % len(choices)]}
+        response = org.admin.put(f"/crm/pipeline/stages/{stage['id']}", json=body)
+        assert response.status_code == 200, response.text
         return
     if op == "capture":
         assignee = None if a % 3 == 0 else UUID(org.members[a % 2].user_id)
@@ -242,6 +252,7 @@ class Replay:
                 zone = e.timezone
         self.zone = ZoneInfo(zone)
         self.stages: list[dict[str, Any]] = []
+        self.chances: dict[UUID, int | None] = {}
         self.leads: dict[UUID, dict[str, Any]] = {}
         self.threads: dict[UUID, dict[str, Any]] = {}
         self.facts: list[tuple[str, date, dict[str, Any]]] = []
@@ -249,6 +260,8 @@ class Replay:
             name = type(e).__qualname__
             if name == "Pipeline.Created":
                 self.stages = [dict(s) for s in e.stages]
+            if name == "Pipeline.StageWinProbabilitySet":
+                self.chances[e.stage_id] = e.win_probability
             day = e.timestamp.astimezone(self.zone).date()
             known = self.leads.get(e.originator_id) or self.threads.get(e.originator_id)
             before = dict(known or {})
@@ -434,6 +447,7 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
     opened = [s for s, k in kinds if k == "open"]
     chance = {s: 100 if k == "won" else 0 for s, k in kinds}
     chance |= {s: 100 * (i + 1) // (len(opened) + 1) for i, s in enumerate(opened)}
+    chance |= {s: p for s, p in r.chances.items() if p is not None}
     entered: dict[UUID, int] = defaultdict(int)
     exits: dict[UUID, list[int]] = defaultdict(lambda: [0, 0])
     moves: dict[tuple[str, str], int] = defaultdict(int)
@@ -463,7 +477,7 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
     for i, (stage, kind) in enumerate(kinds):
         here = [x for x in r.leads.values() if x["stage"] == stage and not x["archived"]]
         value = sum(x["value"] for x in here)
-        age = sum((now - x["entered"]) // 1_000_000 for x in here)
+        age = sum(now // 1_000_000 - x["entered"] // 1_000_000 for x in here)  # whole seconds
         later = [s for s, k in kinds[i + 1 :] if k != "lost"]
         nxt = later[0] if kind == "open" and later else None
         stages.append(
