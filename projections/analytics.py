@@ -148,14 +148,16 @@ class AnalyticsProjector(Projector):
     """Feeds every analytics table; see `projections.analytics_tables` for their shapes.
 
     Lead and conversation/call state rows stay in memory between batches (at most
-    `cached_rows` of each), as long as every batch since they were read committed here.
+    `cached_rows` of each, the most recently read), as long as every batch since they were read
+    committed here. The bound also bounds the pause of a full garbage collection in a process
+    that serves HTTP beside its projectors.
     """
 
     name = "analytics"
     tables = ANALYTICS_TABLES
     handles = HANDLES
 
-    def __init__(self, cached_rows: int = 200_000) -> None:
+    def __init__(self, cached_rows: int = 50_000) -> None:
         self.leads = _Rows(rm_analytics_leads, "lead_id")
         self.threads = _Rows(rm_analytics_threads, "thread_id")
         self.cached_rows = cached_rows

@@ -213,3 +213,20 @@ def test_two_runners_taking_turns_on_one_projection_build_the_same_tables(
         i += 1
     assert i > 4
     assert digest(fresh) == expected
+
+
+def test_a_small_memory_bound_evicts_state_without_changing_the_tables(
+    fresh: Services,  # noqa: F811
+) -> None:
+    write_history(fresh)
+    chatty_history(fresh)
+    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
+    expected = digest(fresh)
+    with fresh.engine.begin() as conn:
+        for t in ANALYTICS_TABLES:
+            conn.execute(t.delete())
+        conn.execute(positions.update().values(position=0))
+    projector = AnalyticsProjector(cached_rows=4)
+    runner_for(fresh, [projector], batch=5).catch_up()
+    assert len(projector.leads.rows) <= 4 + 5  # trimmed after each batch
+    assert digest(fresh) == expected
