@@ -9,6 +9,7 @@
 | leads:write         |   ✓   |    ✓    |  own  |        |
 | pipeline:write      |   ✓   |    ✓    |       |        |
 | audit:read          |   ✓   |    ✓    |       |        |
+| audit:export        |   ✓   |         |       |        |
 | analytics:read      |   ✓   |    ✓    |  own  |   ✓    |
 | organization:write  |   ✓   |         |       |        |
 | members:write       |   ✓   |         |       |        |
@@ -18,11 +19,14 @@
 "own": sales change only leads assigned to them, and capture leads only for themselves (the
 guard checks the lead's assignee on routes that declare `own`); in analytics they see the
 organization's totals and only their own per-member rows. API keys carry scopes instead
-of a role: any permission in KEY_SCOPES; administration stays with people.
+of a role: any permission in KEY_SCOPES; administration stays with people. Exporting the whole
+history is for admins among people, and for keys with `audit:read` (an auditor's or a SIEM's
+key): KEY_IMPLIED gives a key a permission through another of its scopes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 from domain.errors import InvalidValueError
@@ -35,6 +39,7 @@ class Permission(StrEnum):
     PIPELINE_READ = "pipeline:read"
     PIPELINE_WRITE = "pipeline:write"
     AUDIT_READ = "audit:read"
+    AUDIT_EXPORT = "audit:export"
     ANALYTICS_READ = "analytics:read"
     ORGANIZATION_READ = "organization:read"
     ORGANIZATION_WRITE = "organization:write"
@@ -61,9 +66,12 @@ _ADMINISTRATION = frozenset(
     }
 )
 
+#: people's permissions only admins hold that keys reach through another scope
+_ADMIN_ONLY = frozenset({Permission.AUDIT_EXPORT})
+
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.MANAGER: frozenset(Permission) - _ADMINISTRATION,
+    Role.MANAGER: frozenset(Permission) - _ADMINISTRATION - _ADMIN_ONLY,
     Role.SALES: _READ | {Permission.LEADS_WRITE, Permission.ANALYTICS_READ},
     Role.VIEWER: _READ | {Permission.ANALYTICS_READ},
 }
@@ -71,12 +79,20 @@ MATRIX: dict[Role, frozenset[Permission]] = {
 #: roles whose write permissions reach only their own leads
 OWN_LEADS_ONLY = frozenset({Role.SALES})
 
-#: what an API key may be granted: everything but administration
-KEY_SCOPES = frozenset(Permission) - _ADMINISTRATION
+#: what an API key may be granted: everything but administration (and what keys hold implied)
+KEY_SCOPES = frozenset(Permission) - _ADMINISTRATION - _ADMIN_ONLY
+
+#: a permission a key holds through one of its scopes
+KEY_IMPLIED = {Permission.AUDIT_EXPORT: Permission.AUDIT_READ}
 
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in MATRIX[role]
+
+
+def key_allows(scopes: Collection[str], permission: Permission) -> bool:
+    """Whether an API key with these scopes may use a route naming `permission`."""
+    return permission in scopes or KEY_IMPLIED.get(permission) in scopes
 
 
 def parse_scopes(scopes: list[str]) -> list[str]:

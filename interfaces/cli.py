@@ -15,6 +15,7 @@ import click
 import msgspec
 import sqlalchemy as sa
 
+from interfaces.cli_audit import audit
 from interfaces.settings import Settings, SettingsError, load_settings
 
 
@@ -196,6 +197,9 @@ def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> N
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+main.add_command(audit)
 
 
 @main.group()

@@ -29,7 +29,7 @@ from litestar.params import SkipValidation
 from application.api_keys import InvalidApiKeyError, UsageRecorder, looks_like_key, verify_key
 from application.context import Ctx
 from application.organizations import organization_exists, role_in
-from application.permissions import OWN_LEADS_ONLY, Permission, allows
+from application.permissions import OWN_LEADS_ONLY, Permission, allows, key_allows
 from application.security import record_incident
 from domain.conversation import Conversation
 from domain.lead import Lead
@@ -137,7 +137,7 @@ def _key_ctx(services: Services, key: str, call: _Call) -> Ctx:
     _header_organization(services, call, org_id, actor, required=False)
     # a key has scopes, not a role: the least role stands in for code that reads ctx.role
     ctx = Ctx(organization_id=org_id, user_id=api_key.id, role=Role.VIEWER, actor=actor)
-    if call.permission not in api_key.scopes:
+    if not key_allows(api_key.scopes, call.permission):
         _refuse(
             services, ctx, call, "the API key's scopes do not allow this", scopes=api_key.scopes
         )

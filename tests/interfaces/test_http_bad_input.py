@@ -249,6 +249,7 @@ QUERY_ROUTES: dict[str, list[str]] = {
     "/crm/leads/{lead}/history": ["at"],
     "/crm/pipeline/board": ["cards_per_stage"],
     "/audit/events": ["resource_id", "event_type", "since", "until", "limit"],
+    "/audit/export": ["since", "until", "types"],
 }
 query_values = (
     st.text(max_size=40)

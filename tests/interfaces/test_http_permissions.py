@@ -79,6 +79,7 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
     (Route("GET", "/integrations/voip"), P.INTEGRATIONS_MANAGE),
     (Route("POST", "/integrations/voip/setup", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
     (Route("PUT", "/integrations/voip/switch", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
+    (Route("GET", "/audit/export"), P.AUDIT_EXPORT),
     (Route("GET", "/analytics/pipeline"), P.ANALYTICS_READ),
     (Route("GET", "/analytics/leads?group_by=assignee"), P.ANALYTICS_READ),
     (Route("GET", "/analytics/team"), P.ANALYTICS_READ),
