@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import ValidationException
 
+from application import audit
+from domain.errors import InvalidValueError
 from interfaces.services import Services
 
 T = TypeVar("T")
 MIN_POSITION = "x-min-position"
 # an unencoded "+01:00" in a query string arrives as " 01:00"
-_SPACED_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 
 
 def read_after(services: Services, request: Request[Any, Any, Any], *names: str) -> dict[str, str]:
@@ -37,15 +37,9 @@ def answer(data: T, headers: dict[str, str]) -> Response[T]:
 
 def parse_time(name: str, value: str | None) -> datetime | None:
     """An ISO 8601 date-time in UTC (naive means UTC); 400 for anything else."""
-    if value is None or not value.strip():
-        return None
-    text = _SPACED_OFFSET.sub(r"\1+\2", value.strip())
     try:
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # year 1 at +05:00 has no UTC equivalent
+        return audit.parse_time(name, value)
+    except InvalidValueError:
         raise ValidationException(f"{name} must be an ISO 8601 date-time") from None
 
 

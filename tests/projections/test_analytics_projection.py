@@ -45,11 +45,23 @@ def digest(services: Services) -> str:
     return sha.hexdigest()
 
 
-def rebuild(services: Services, batch: int) -> str:
+def empty(services: Services) -> None:
     with services.engine.begin() as conn:
         for t in ANALYTICS_TABLES:
             conn.execute(t.delete())
         conn.execute(positions.update().values(position=0))
+
+
+def built_then_emptied(services: Services) -> str:
+    """The digest of the tables built in one go; then empty again, for another way to build."""
+    runner_for(services, [AnalyticsProjector()], batch=1000).catch_up()
+    expected = digest(services)
+    empty(services)
+    return expected
+
+
+def rebuild(services: Services, batch: int) -> str:
+    empty(services)
     runner_for(services, [AnalyticsProjector()], batch=batch).catch_up()
     return digest(services)
 
@@ -177,12 +189,7 @@ def test_state_kept_in_memory_never_outlives_a_batch_that_rolled_back(
 ) -> None:
     write_history(fresh, orgs=1)
     chatty_history(fresh)
-    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
-    expected = digest(fresh)
-    with fresh.engine.begin() as conn:
-        for t in ANALYTICS_TABLES:
-            conn.execute(t.delete())
-        conn.execute(positions.update().values(position=0))
+    expected = built_then_emptied(fresh)
     projector = FailingFirstTime()
     runner = runner_for(fresh, [projector], batch=4)
     failures = 0
@@ -200,12 +207,7 @@ def test_two_runners_taking_turns_on_one_projection_build_the_same_tables(
     fresh: Services,  # noqa: F811
 ) -> None:
     write_history(fresh)
-    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
-    expected = digest(fresh)
-    with fresh.engine.begin() as conn:
-        for t in ANALYTICS_TABLES:
-            conn.execute(t.delete())
-        conn.execute(positions.update().values(position=0))
+    expected = built_then_emptied(fresh)
     # each runner's memory goes stale whenever the other one applies a batch
     turns = [runner_for(fresh, [AnalyticsProjector()], batch=3) for _ in range(2)]
     i = 0
@@ -220,12 +222,7 @@ def test_a_small_memory_bound_evicts_state_without_changing_the_tables(
 ) -> None:
     write_history(fresh)
     chatty_history(fresh)
-    runner_for(fresh, [AnalyticsProjector()], batch=1000).catch_up()
-    expected = digest(fresh)
-    with fresh.engine.begin() as conn:
-        for t in ANALYTICS_TABLES:
-            conn.execute(t.delete())
-        conn.execute(positions.update().values(position=0))
+    expected = built_then_emptied(fresh)
     projector = AnalyticsProjector(cached_rows=4)
     runner_for(fresh, [projector], batch=5).catch_up()
     assert len(projector.leads.rows) <= 4 + 5  # trimmed after each batch
