@@ -29,7 +29,7 @@ ALWAYS = {
     "referrer-policy": "no-referrer",
 }
 REQUEST_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-Min-Position", "X-Org-Id"]
-EXPOSED_HEADERS = ["Retry-After", "X-Request-Id", "X-Stale"]
+EXPOSED_HEADERS = ["Retry-After", "X-Export-Position", "X-Request-Id", "X-Stale"]
 
 
 def is_tls(scope: Scope, trust_proxy: bool) -> bool:

@@ -129,7 +129,7 @@ def test_a_configured_origin_may_preflight_and_read_the_api(client_with: ClientF
     exposed = {
         h.strip().lower() for h in simple.headers["access-control-expose-headers"].split(",")
     }
-    assert {"x-stale", "retry-after"} <= exposed
+    assert {"x-stale", "retry-after", "x-export-position"} <= exposed
 
 
 def test_an_unlisted_origin_gets_no_cors_permission(client_with: ClientFactory) -> None:
