@@ -1,5 +1,6 @@
 """Audit routes: the trail (every event of the organization, newest first, from its read
-model) and the hash-chained export of the whole history, read from the event log itself."""
+model), the hash-chained export of the whole history, and any aggregate as it was at a version
+or a time; the last two read the event log itself."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, get
 from litestar.di import Provide
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
-from application import audit, queries
+from application import audit, audit_history, queries
 from application.permissions import Permission
 from interfaces.http.common import answer, parse_time, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
@@ -94,6 +95,34 @@ class AuditController(Controller):
                 "Content-Disposition": f'attachment; filename="{name}"',
                 "X-Export-Position": str(export.position),
             },
+        )
+
+    @get(
+        "/aggregates/{aggregate_id:uuid}",
+        opt={"permission": Permission.AUDIT_EXPORT},
+        sync_to_thread=True,
+        operation_id="auditAggregateAsOf",
+    )
+    def aggregate(
+        self,
+        aggregate_id: FromPath[UUID],
+        ctx: CtxDep,
+        services: ServicesDep,
+        version: Annotated[int | None, QueryParameter(ge=1)] = None,
+        at: FromQuery[str | None] = None,
+    ) -> audit_history.AggregateAsOf:
+        """Any aggregate of the organization (lead, pipeline, organization, conversation, call,
+        …) rebuilt from its stored events: at `version`, or as it was at time `at` (ISO 8601,
+        naive means UTC), or now if neither is given; with the stored event that produced
+        that version. 404 for an id the organization does not own; 422 for both parameters, a
+        version beyond the current one, or a time before the aggregate existed. Same audience
+        as the export: admins, and API keys with `audit:read`."""
+        return audit_history.aggregate_as_of(
+            services.app,
+            ctx.organization_id,
+            aggregate_id,
+            version=version,
+            at=parse_time("at", at),
         )
 
 
