@@ -20,6 +20,7 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Notification
 
 from application.audit_export import Chain, event_record
+from application.personal_data import PersonalDataMapper
 from application.store import CrmApplication
 from domain import audit, call, conversation, lead, organization, pipeline, security
 from domain.audit import HistoryExport
@@ -184,7 +185,10 @@ class ExportLines:
             )
             if not notifications:
                 return
-            yield [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+            mapper = self.app.mapper
+            if isinstance(mapper, PersonalDataMapper):
+                mapper.prefetch(notifications)
+            yield [(n.id, mapper.to_domain_event(n)) for n in notifications]
             start = notifications[-1].id
             if self.progress is not None:
                 self.progress(start)

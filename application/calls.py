@@ -14,8 +14,7 @@ import msgspec
 from application.context import Ctx
 from application.conversations import (
     LeadFinder,
-    contact_lead_id,
-    new_contact_lead,
+    contact_lead,
     reachable_lead,
     retrying,
 )
@@ -154,18 +153,9 @@ def _call_for(
     callee = e164(update.to_number)
     if caller is None or callee is None:
         raise InvalidValueError("from", "an inbound call needs the caller's and our numbers")
-    lead: Lead | None = None
-    lead_id = find_lead(organization_id, caller)
-    if lead_id is None:
-        try:
-            lead = app.load(
-                Lead, contact_lead_id(organization_id, "phone", caller), organization_id
-            )
-        except NotFoundError:
-            lead = new_contact_lead(
-                app, organization_id, caller, source="phone", name=None, actor=actor
-            )
-        lead_id = lead.id
+    lead_id, lead = contact_lead(
+        app, find_lead, organization_id, caller, source="phone", name=None, actor=actor
+    )
     call = Call.start(
         id=cid,
         organization_id=organization_id,

@@ -134,10 +134,11 @@ def new_contact_lead(
     source: str,
     name: str | None,
     actor: Actor,
+    id: UUID | None = None,
 ) -> Lead:
     pipeline = app.view(Pipeline, default_pipeline_id(organization_id), organization_id)
     return Lead.capture(
-        id=contact_lead_id(organization_id, source, phone),
+        id=id or contact_lead_id(organization_id, source, phone),
         organization_id=organization_id,
         pipeline_id=pipeline.id,
         stage=pipeline.first_stage_of(StageType.OPEN).ref,
@@ -145,6 +146,47 @@ def new_contact_lead(
         assignee_id=None,
         actor=actor,
     )
+
+
+def _erased(app: CrmApplication, lead_id: UUID, organization_id: UUID) -> bool:
+    try:
+        return app.view(Lead, lead_id, organization_id).erased
+    except NotFoundError:
+        return True
+
+
+def contact_lead(
+    app: CrmApplication,
+    find_lead: LeadFinder,
+    organization_id: UUID,
+    phone: str,
+    *,
+    source: str,
+    name: str | None,
+    actor: Actor,
+) -> tuple[UUID, Lead | None]:
+    """The lead a number belongs to, and a new lead to save with the caller's write if any.
+
+    A lead of the organization with that number, else the number's own lead (an id derived from
+    the number, so concurrent first webhooks converge). An erased person is never matched
+    again: after an erasure the number's next lead id is derived from the erased one, so the
+    same number starts a new subject (a new data key), again the same for concurrent webhooks.
+    """
+    found = find_lead(organization_id, phone)
+    if found is not None and not _erased(app, found, organization_id):
+        return found, None
+    lead_id = contact_lead_id(organization_id, source, phone)
+    while True:
+        try:
+            lead = app.load(Lead, lead_id, organization_id)
+        except NotFoundError:
+            new = new_contact_lead(
+                app, organization_id, phone, source=source, name=name, actor=actor, id=lead_id
+            )
+            return new.id, new
+        if not lead.erased:
+            return lead.id, None
+        lead_id = uuid5(NAMESPACE_URL, f"crm:{organization_id}:lead-after-erasure:{lead_id}")
 
 
 def receive_message(
@@ -163,19 +205,27 @@ def receive_message(
     def attempt() -> Received:
         conversation = _existing(app, cid, organization_id)
         lead: Lead | None = None
-        if conversation is None:
-            lead_id = find_lead(organization_id, phone)
-            if lead_id is None:
-                lead = _load_or_capture(app, organization_id, phone, message.contact_name, actor)
-                lead_id = lead.id
-            conversation = Conversation.start(
-                id=cid,
-                organization_id=organization_id,
-                lead_id=lead_id,
-                channel=CHANNEL,
-                contact=phone,
+        if conversation is None or conversation.erased:
+            lead_id, lead = contact_lead(
+                app,
+                find_lead,
+                organization_id,
+                phone,
+                source="whatsapp",
+                name=message.contact_name,
                 actor=actor,
             )
+            if conversation is None:
+                conversation = Conversation.start(
+                    id=cid,
+                    organization_id=organization_id,
+                    lead_id=lead_id,
+                    channel=CHANNEL,
+                    contact=phone,
+                    actor=actor,
+                )
+            else:  # the number wrote again after its person's erasure: a new subject
+                conversation.resume(lead_id=lead_id, contact=phone, actor=actor)
         message_id = conversation.receive(
             provider_message_id=message.provider_message_id,
             provider_type=provider_type,
@@ -191,23 +241,11 @@ def receive_message(
             message_id=message_id,
             lead_id=conversation.lead_id,
             position=position,
-            new_lead=lead is not None and lead.version == 1,
+            new_lead=lead is not None,
         )
 
     # a concurrent first message for this contact may win the race
     return retrying(attempt)
-
-
-def _load_or_capture(
-    app: CrmApplication, organization_id: UUID, phone: str, name: str | None, actor: Actor
-) -> Lead:
-    lead_id = contact_lead_id(organization_id, "whatsapp", phone)
-    try:
-        return app.load(Lead, lead_id, organization_id)
-    except NotFoundError:
-        return new_contact_lead(
-            app, organization_id, phone, source="whatsapp", name=name, actor=actor
-        )
 
 
 def record_status(

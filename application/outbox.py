@@ -18,6 +18,7 @@ unconfigured provider or an item older than `max_age` fails at once and is recor
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -45,6 +46,8 @@ from domain.call import Call
 from domain.conversation import Conversation
 from domain.errors import VersionConflictError
 from domain.integrations import VOIP, WHATSAPP
+from domain.lead import Lead
+from domain.privacy import ERASED
 from domain.values import Actor
 from projections.outbox import DONE, FAILED, MESSAGE, PENDING, OutboxItem, claim_next, settle
 
@@ -144,11 +147,17 @@ class Dispatcher:
 
     def _pending_contact(self, item: OutboxItem) -> str | None:
         """Whom to send the item to, or None if the aggregate shows it handled already."""
+        if ERASED in json.dumps(item.payload):
+            raise GiveUpError("the contact's personal data was erased")
         if item.kind == MESSAGE:
             conversation = self.app.load(Conversation, item.aggregate_id, item.organization_id)
+            if conversation.erased:
+                raise GiveUpError("the contact's personal data was erased")
             queued = conversation.statuses.get(item.item_id) == "queued"
             return conversation.contact if queued else None
         call = self.app.load(Call, item.aggregate_id, item.organization_id)
+        if self.app.view(Lead, call.lead_id, item.organization_id).erased:
+            raise GiveUpError("the contact's personal data was erased")
         dialable = call.provider_call_id is None and call.status != "ended"
         return str(item.payload["to_number"]) if dialable else None
 

@@ -10,6 +10,7 @@
 | pipeline:write      |   ✓   |    ✓    |       |        |
 | audit:read          |   ✓   |    ✓    |       |        |
 | audit:export        |   ✓   |         |       |        |
+| privacy:manage      |   ✓   |         |       |        |
 | analytics:read      |   ✓   |    ✓    |  own  |   ✓    |
 | organization:write  |   ✓   |         |       |        |
 | members:write       |   ✓   |         |       |        |
@@ -40,6 +41,7 @@ class Permission(StrEnum):
     PIPELINE_WRITE = "pipeline:write"
     AUDIT_READ = "audit:read"
     AUDIT_EXPORT = "audit:export"
+    PRIVACY_MANAGE = "privacy:manage"
     ANALYTICS_READ = "analytics:read"
     ORGANIZATION_READ = "organization:read"
     ORGANIZATION_WRITE = "organization:write"
@@ -67,7 +69,7 @@ _ADMINISTRATION = frozenset(
 )
 
 #: people's permissions only admins hold that keys reach through another scope
-_ADMIN_ONLY = frozenset({Permission.AUDIT_EXPORT})
+_ADMIN_ONLY = frozenset({Permission.AUDIT_EXPORT, Permission.PRIVACY_MANAGE})
 
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -91,3 +92,29 @@ class AccountTokenStore(Protocol):
 
 class Mailer(Protocol):
     def send(self, to: str, subject: str, text: str) -> None: ...
+
+
+class PersonalDataCipher(Protocol):
+    """Seals a person's values with that person's own data key (see `domain.privacy`).
+
+    Keys are made on first use and kept wrapped by a master key (a KMS can do the wrapping);
+    `erase` destroys one for good, after which `open` answers None for everything it sealed.
+    """
+
+    def seal(self, organization_id: UUID, subject_id: UUID, plaintext: bytes) -> str:
+        """Encrypt; raises `domain.privacy.PersonalDataErasedError` for an erased subject."""
+        ...
+
+    def open(self, organization_id: UUID, subject_id: UUID, sealed: str) -> bytes | None:
+        """Decrypt, or None when the subject's key was destroyed."""
+        ...
+
+    def erase(self, organization_id: UUID, subject_id: UUID) -> bool:
+        """Destroy the subject's key; False if there was none left to destroy."""
+        ...
+
+    def is_erased(self, organization_id: UUID, subject_id: UUID) -> bool: ...
+
+    def prefetch(self, subjects: Iterable[tuple[UUID, UUID]]) -> None:
+        """Make the keys of many (organization, subject) pairs ready in one round trip."""
+        ...

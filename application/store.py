@@ -17,8 +17,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 
+from application.personal_data import CipherHolder, PersonalDataMapper, SealedPersonalData
+from application.ports import PersonalDataCipher
 from domain.base import TenantAggregate
 from domain.errors import ForeignAggregateError, NotFoundError, VersionConflictError
 from domain.values import Actor
@@ -65,7 +67,15 @@ class CrmApplication(Application[UUID]):
     max_group_size = 256
     max_views = 10_000
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        personal_data: PersonalDataCipher | None = None,
+    ) -> None:
+        # the transcoder is built by Application.__init__ and reads the cipher when it is used
+        self.personal_data = CipherHolder()
+        self.personal_data.cipher = personal_data
         super().__init__(env)
         self._queue: list[_Submission] = []
         self._queue_lock = threading.Lock()
@@ -78,6 +88,10 @@ class CrmApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(ActorAsDict())
+        transcoder.register(SealedPersonalData(self.personal_data))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PersonalDataMapper(self.construct_transcoder(), self.personal_data)
 
     def load(self, kind: type[A], aggregate_id: UUID, organization_id: UUID) -> A:
         """Load an aggregate of the caller's organization; another's is 'not found'."""

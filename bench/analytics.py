@@ -57,8 +57,7 @@ from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
 from domain.values import Actor, StageType
-from interfaces.database import eventstore_env
-from interfaces.services import build_services
+from interfaces.services import build_app, build_services
 from projections.analytics_tables import ANALYTICS_TABLES
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner
@@ -320,9 +319,9 @@ def bench_analytics(scale: Scale, results: Results) -> None:
     timeout = 60.0 if scale.quick else 900.0
     with scratch_db("crm_bench_g") as db:
         settings = settings_for(db)
-        app = CrmApplication(env=eventstore_env(settings))
         services = build_services(settings, with_runner=False)
         engine = services.engine
+        app = build_app(settings, engine)
         try:
             t0 = time.perf_counter()
             big, head, leads = write_history(app, big_leads, orgs)

@@ -25,7 +25,8 @@ from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
 from domain.values import Actor, StageType
-from interfaces.database import eventstore_env, make_engine
+from interfaces.database import make_engine
+from interfaces.services import build_app
 from projections.base import positions
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner
@@ -117,8 +118,8 @@ def bench_catchup(scale: Scale, results: Results) -> None:
     name = "b_catchup"
     with scratch_db("crm_bench_b") as db:
         settings = settings_for(db)
-        app = CrmApplication(env=eventstore_env(settings))
         engine = make_engine(settings)
+        app = build_app(settings, engine)
         try:
             t0 = time.perf_counter()
             head = write_log(app, scale.catchup_events, scale.catchup_orgs)

@@ -40,7 +40,8 @@ from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
 from domain.values import Actor, StageType
-from interfaces.database import eventstore_env
+from interfaces.database import make_engine
+from interfaces.services import build_app
 
 RAW_TABLE = "bench_raw_events"
 ACTOR = Actor(kind="system", id="bench", ip="127.0.0.1", user_agent="bench")
@@ -255,7 +256,7 @@ def bench_http(scale: Scale, results: Results) -> None:
         )
 
         settings = settings_for(db)
-        app = CrmApplication(env=eventstore_env(settings))
+        app = build_app(settings, make_engine(settings))
         try:
             fixture = Fixture(app, leads=scale.threads * 8)
             org = fixture.org_id

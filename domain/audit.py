@@ -70,3 +70,44 @@ class HistoryExport(TenantAggregate):
             up_to=up_to,
             channel=channel,
         )
+
+
+class PersonalDataExport(TenantAggregate):
+    """One subject-access export (LGPD art. 18 / GDPR art. 15): whose data, found how.
+
+    What was searched for (an email, a phone) is personal data itself and is not recorded:
+    only how the person was matched and the leads the export covered.
+    """
+
+    matched_by: str
+    lead_ids: list[UUID]
+
+    def __init__(self) -> None:
+        """State is set by the creation event's apply(); fields are declared for typing."""
+
+    class Made(TenantAggregate.Created):
+        matched_by: str
+        lead_ids: list[UUID]
+
+        def apply(self, export: PersonalDataExport) -> None:
+            export.organization_id = self.organization_id
+            export.matched_by = self.matched_by
+            export.lead_ids = self.lead_ids
+
+    @classmethod
+    def make(
+        cls, *, organization_id: UUID, matched_by: str, lead_ids: list[UUID], actor: Actor
+    ) -> PersonalDataExport:
+        if matched_by not in MATCHED_BY:
+            raise InvalidValueError("matched_by", f"unknown match {matched_by!r}")
+        return cls._create(
+            cls.Made,
+            id=uuid4(),
+            organization_id=organization_id,
+            actor=actor,
+            matched_by=matched_by,
+            lead_ids=sorted(lead_ids),
+        )
+
+
+MATCHED_BY = frozenset({"lead_id", "email", "phone"})

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from domain import values as v
 from domain.base import TenantAggregate
 from domain.errors import InvalidValueError, NotFoundError, RuleViolationError
+from domain.privacy import ERASED, PersonalDataErasedError
 from domain.values import Actor
 
 WINDOW = timedelta(hours=24)
@@ -43,6 +44,7 @@ class Conversation(TenantAggregate):
     provider_ids: dict[str, UUID]
     handled_by: UUID | None
     closed: bool
+    erased: bool
 
     def __init__(self) -> None:
         """State is set by the creation event's apply(); fields are declared for typing."""
@@ -62,8 +64,12 @@ class Conversation(TenantAggregate):
             c.provider_ids = {}
             c.handled_by = None
             c.closed = False
+            c.erased = False
 
     class MessageReceived(TenantAggregate.Event):
+        # v2 names the lead (the subject of the sealed text); v1 events were stored in clear
+        class_version = 2
+        lead_id: UUID | None
         message_id: UUID
         provider_message_id: str
         provider_type: str
@@ -77,9 +83,15 @@ class Conversation(TenantAggregate):
             c.last_inbound_at = max(self.sent_at, c.last_inbound_at or self.sent_at)
             c.closed = False  # the contact writing again reopens the conversation
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["lead_id"] = None
+
     class MessageSent(TenantAggregate.Event):
         """An outbound message is recorded first; an outbox delivers it (status `queued`)."""
 
+        class_version = 2
+        lead_id: UUID | None
         message_id: UUID
         provider_type: str
         text: str | None
@@ -89,6 +101,10 @@ class Conversation(TenantAggregate):
 
         def apply(self, c: Conversation) -> None:
             c.statuses[self.message_id] = "queued"
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["lead_id"] = None
 
     class MessageStatusChanged(TenantAggregate.Event):
         message_id: UUID
@@ -112,6 +128,28 @@ class Conversation(TenantAggregate):
     class Closed(TenantAggregate.Event):
         def apply(self, c: Conversation) -> None:
             c.closed = True
+
+    class ContactErased(TenantAggregate.Event):
+        """The contact's lead was erased: the number is no longer known here."""
+
+        lead_id: UUID
+
+        def apply(self, c: Conversation) -> None:
+            c.contact = ERASED
+            c.erased = True
+            c.closed = True
+
+    class Resumed(TenantAggregate.Event):
+        """The number wrote again after an erasure: a new lead (a new subject) owns the thread."""
+
+        lead_id: UUID
+        contact: str
+
+        def apply(self, c: Conversation) -> None:
+            c.lead_id = self.lead_id
+            c.contact = self.contact
+            c.erased = False
+            c.closed = False
 
     @classmethod
     def start(
@@ -156,6 +194,7 @@ class Conversation(TenantAggregate):
         message_id = uuid4()
         self.trigger_event(
             self.MessageReceived,
+            lead_id=self.lead_id,
             message_id=message_id,
             provider_message_id=key,
             provider_type=v.text("provider_type", provider_type, max_length=40),
@@ -183,6 +222,8 @@ class Conversation(TenantAggregate):
         `window=False` for providers without the Business Platform's 24-hour rule (a WhatsApp
         Web bridge sends as a phone does, and has no templates).
         """
+        if self.erased:
+            raise PersonalDataErasedError(f"conversation {self.id}: the contact was erased")
         if self.closed:
             raise ConversationClosedError(f"conversation {self.id} is closed")
         if (text is None) == (template_name is None):
@@ -194,6 +235,7 @@ class Conversation(TenantAggregate):
         message_id = uuid4()
         self.trigger_event(
             self.MessageSent,
+            lead_id=self.lead_id,
             message_id=message_id,
             provider_type=v.text("provider_type", provider_type, max_length=40),
             text=None if text is None else v.text("text", text, max_length=4096),
@@ -246,6 +288,19 @@ class Conversation(TenantAggregate):
             self.trigger_event(
                 self.HandedOff, to_user_id=to_user_id, previous_user_id=self.handled_by, actor=actor
             )
+
+    def erase_contact(self, *, actor: Actor) -> None:
+        """Forget the contact after their lead's erasure; a new message starts a new subject."""
+        if not self.erased:
+            self.trigger_event(self.ContactErased, lead_id=self.lead_id, actor=actor)
+
+    def resume(self, *, lead_id: UUID, contact: str, actor: Actor) -> None:
+        """An erased contact's number wrote again: link the thread to the new lead."""
+        phone = v.phone(contact)
+        if phone is None:
+            raise InvalidValueError("contact", "is required")
+        if self.erased:
+            self.trigger_event(self.Resumed, lead_id=lead_id, contact=phone, actor=actor)
 
     def close(self, *, actor: Actor) -> None:
         if not self.closed:

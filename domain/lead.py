@@ -20,6 +20,7 @@ from domain.errors import (
     LeadClosedError,
     LeadNotClosedError,
 )
+from domain.privacy import ERASED, PersonalDataErasedError, erased
 from domain.values import STATUS_OF_STAGE_TYPE, Actor, LeadStatus, StageType
 
 EDITABLE_FIELDS = (
@@ -85,6 +86,7 @@ class Lead(TenantAggregate):
     status: LeadStatus
     archived: bool
     notes: int
+    erased: bool
 
     def __init__(self) -> None:
         """State is set by the creation event's apply(); fields are declared for typing."""
@@ -113,6 +115,7 @@ class Lead(TenantAggregate):
             lead.status = LeadStatus.OPEN
             lead.archived = False
             lead.notes = 0
+            lead.erased = False
 
     class DetailsChanged(TenantAggregate.Event):
         changes: dict[str, Any]
@@ -171,6 +174,21 @@ class Lead(TenantAggregate):
         def apply(self, lead: Lead) -> None:
             lead.archived = True
 
+    class PersonalDataErased(TenantAggregate.Event):
+        """The person's data key was destroyed (LGPD/GDPR erasure): their values read as erased.
+
+        The event itself holds no personal data: who asked (actor), when, and on what basis.
+        """
+
+        legal_basis: str
+
+        def apply(self, lead: Lead) -> None:
+            lead.full_name = ERASED
+            lead.email = erased(lead.email)
+            lead.phone = erased(lead.phone)
+            lead.custom_fields = erased(lead.custom_fields)
+            lead.erased = True
+
     @classmethod
     def capture(
         cls,
@@ -202,6 +220,7 @@ class Lead(TenantAggregate):
 
     def change_details(self, details: dict[str, Any], *, actor: Actor) -> None:
         self._check_not_archived()
+        self._check_not_erased()
         cleaned = clean_details(details)
         changes = {k: val for k, val in cleaned.items() if not v.same(getattr(self, k), val)}
         if changes:
@@ -276,6 +295,7 @@ class Lead(TenantAggregate):
 
     def add_note(self, text: str, *, actor: Actor, note_id: UUID | None = None) -> UUID:
         self._check_not_archived()
+        self._check_not_erased()
         note_id = note_id or uuid4()
         body = v.text("text", text, max_length=10_000)
         self.trigger_event(self.NoteAdded, note_id=note_id, text=body, actor=actor)
@@ -284,6 +304,18 @@ class Lead(TenantAggregate):
     def archive(self, *, actor: Actor) -> None:
         self._check_not_archived()
         self.trigger_event(self.Archived, actor=actor)
+
+    def erase_personal_data(self, *, legal_basis: str, actor: Actor) -> bool:
+        """Record the erasure of this person's data; False if it was already erased."""
+        basis = v.text("legal_basis", legal_basis, max_length=500)
+        if self.erased:
+            return False
+        self.trigger_event(self.PersonalDataErased, legal_basis=basis, actor=actor)
+        return True
+
+    def _check_not_erased(self) -> None:
+        if self.erased:
+            raise PersonalDataErasedError(f"lead {self.id}: the person's data was erased")
 
     def _check_not_archived(self) -> None:
         if self.archived:

@@ -18,6 +18,7 @@ from interfaces.database import eventstore_env, make_engine
 from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
 from interfaces.outbox import OutboxWorker, waking
+from interfaces.privacy import keyring_for
 from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
 from interfaces.settings import Settings
 from interfaces.users import SqlAccountTokens, SqlUserRepository
@@ -170,10 +171,18 @@ def projector_batch_setup(settings: Settings) -> Callable[[Connection], None] | 
     return no_fsync_wait
 
 
+def build_app(settings: Settings, engine: Engine) -> CrmApplication:
+    """The event store, sealing personal data with keys kept in `engine`'s database."""
+    return CrmApplication(
+        env=eventstore_env(settings),
+        personal_data=keyring_for(engine, settings.master_key, settings.secret_key),
+    )
+
+
 def build_services(settings: Settings, *, with_runner: bool | None = None) -> Services:
     email = load_email_settings()
     engine = make_engine(settings)
-    app = CrmApplication(env=eventstore_env(settings))
+    app = build_app(settings, engine)
     live = RedisPublisher(settings.redis_url) if settings.redis_url else LocalPublisher()
     runner = None
     if settings.run_projections if with_runner is None else with_runner:

@@ -1,13 +1,24 @@
-"""Audit trail: one row per stored event — who, when, from where, what, and before/after."""
+"""Audit trail: one row per stored event — who, when, from where, what, and before/after.
+
+A person's erasure leaves earlier rows as a rebuild reads them once the person's key is gone:
+each personal value `domain.privacy.ERASED` (None stays None). `Lead.PersonalDataErased` does
+so for the lead's own rows and its calls' starts, `Conversation.ContactErased` for the
+conversation's rows. A call's lead comes from the calls model (`rm_calls`, before this one in
+the registry; a call never changes lead).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.conversation import Conversation
+from domain.lead import Lead
+from domain.privacy import ERASED, PERSONAL_DATA, Path
 from projections.base import (
     Envelope,
     JSONType,
@@ -18,6 +29,7 @@ from projections.base import (
     jsonable,
     metadata,
 )
+from projections.calls import rm_calls
 
 rm_audit_events = sa.Table(
     "rm_audit_events",
@@ -70,12 +82,58 @@ def changes_of(type_name: str, data: dict[str, Any]) -> dict[str, dict[str, Any]
     return out
 
 
+def erase_at(data: Any, path: Path) -> Any:
+    """`data` with the value at `path` as it reads once its subject is erased: `ERASED`, or
+    None if it was None (never sealed). `"*"` stands for every key of a dictionary."""
+    if not path:
+        return None if data is None else ERASED
+    if not isinstance(data, dict):
+        return data
+    head, rest = path[0], path[1:]
+    out = dict(data)
+    for key in list(out) if head == "*" else [head]:
+        if key in out:
+            out[key] = erase_at(out[key], rest)
+    return out
+
+
+def erase_paths(data: Any, paths: Sequence[Path]) -> Any:
+    for path in paths:
+        data = erase_at(data, path)
+    return data
+
+
+def _paths_in_changes(type_name: str, paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Where an event's personal values land in `changes_of` (its after, or its before)."""
+    if type_name.endswith(".DetailsChanged"):
+        side = {"changes": "after", "previous": "before"}
+        return tuple((p[1], side[p[0]], *p[2:]) for p in paths)
+    return tuple((p[0], when, *p[1:]) for p in paths for when in ("before", "after"))
+
+
+#: event type -> paths of its personal values in an audit row's `changes`
+PERSONAL_CHANGES = {t: _paths_in_changes(t, rule.paths) for t, rule in PERSONAL_DATA.items()}
+LEAD_TYPES = sorted(t for t in PERSONAL_CHANGES if t.startswith("Lead."))
+CONVERSATION_TYPES = sorted(t for t in PERSONAL_CHANGES if t.startswith("Conversation."))
+
+
 class AuditProjector(Projector):
     name = "audit"
     tables = (rm_audit_events,)
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
-        rows = [self._row(env) for env in batch if hasattr(env.event, "organization_id")]
+        rows: list[dict[str, Any]] = []
+        for env in batch:
+            e = env.event
+            if not hasattr(e, "organization_id"):
+                continue
+            if isinstance(e, Lead.PersonalDataErased | Conversation.ContactErased):
+                erasure = _Erasure(conn, e, env.position)
+                for row in rows:
+                    if erasure.covers(row):
+                        row["changes"] = _erased(row)
+                erasure.erase_stored()  # rows of earlier batches
+            rows.append(self._row(env))
         bulk_insert(conn, rm_audit_events, rows)
 
     @staticmethod
@@ -96,3 +154,59 @@ class AuditProjector(Projector):
             "occurred_at": e.timestamp,
             "changes": changes_of(env.type_name, event_data(e)),
         }
+
+
+def _erased(row: Any) -> dict[str, Any]:
+    changes: dict[str, Any] = erase_paths(row["changes"], PERSONAL_CHANGES[row["event_type"]])
+    return changes
+
+
+class _Erasure:
+    """The rows an erasure event reaches: before it, of its organization, about its subject
+    (a conversation; a lead and its calls, whose starts name the lead's numbers)."""
+
+    def __init__(self, conn: Connection, e: Any, position: int) -> None:
+        self.conn = conn
+        self.organization_id: UUID = e.organization_id
+        self.position = position
+        self.resources: set[UUID] = {e.originator_id}
+        self.types = CONVERSATION_TYPES
+        if isinstance(e, Lead.PersonalDataErased):
+            # the calls model has this batch's calls already: it runs first
+            c = rm_calls.c
+            calls = sa.select(c.call_id).where(
+                c.organization_id == e.organization_id, c.lead_id == e.originator_id
+            )
+            self.resources |= set(conn.execute(calls).scalars())
+            self.types = [*LEAD_TYPES, "Call.Started"]
+
+    def covers(self, row: dict[str, Any]) -> bool:
+        return (
+            row["organization_id"] == self.organization_id
+            and row["position"] < self.position
+            and row["resource_id"] in self.resources
+            and row["event_type"] in self.types
+        )
+
+    def erase_stored(self) -> None:
+        t = rm_audit_events.c
+        query = sa.select(t.organization_id, t.position, t.event_type, t.changes).where(
+            t.organization_id == self.organization_id,
+            t.resource_id.in_(sorted(self.resources, key=str)),
+            t.position < self.position,
+            t.event_type.in_(self.types),
+        )
+        params = []
+        for row in self.conn.execute(query).mappings():
+            changes = _erased(row)
+            if changes != row["changes"]:
+                params.append({"k_org": row["organization_id"], "k_pos": row["position"]})
+                params[-1]["v_changes"] = changes
+        if params:
+            self.conn.execute(
+                rm_audit_events.update()
+                .where(t.organization_id == sa.bindparam("k_org"))
+                .where(t.position == sa.bindparam("k_pos"))
+                .values(changes=sa.bindparam("v_changes")),
+                params,
+            )

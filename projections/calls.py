@@ -1,4 +1,8 @@
-"""Calls log read model: one row per call, placed or received, with its progress and recordings."""
+"""Calls log read model: one row per call, placed or received, with its progress and recordings.
+
+A call's numbers are its lead's personal data: once the lead is erased they read `[erased]`, in
+the calls the lead had until then (as a rebuild reads them once the lead's key is gone).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.call import Call
+from domain.lead import Lead
+from domain.privacy import ERASED
 from domain.values import Actor
 from projections.base import Envelope, JSONType, Projector, UtcDateTime, metadata
 from projections.conversations import BatchRows, Key
@@ -49,6 +55,7 @@ sa.Index(
 CALL_EVENTS = frozenset(
     f"Call.{n}" for n in ("Started", "Dialed", "Progressed", "Ended", "RecordingAttached")
 )
+ERASED_EVENT = "Lead.PersonalDataErased"
 
 
 def placed_by(direction: str, actor: Actor) -> UUID | None:
@@ -66,20 +73,29 @@ class CallsProjector(Projector):
 
     name = "calls"
     tables = (rm_calls,)
-    handles = CALL_EVENTS
+    handles = CALL_EVENTS | {ERASED_EVENT}
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         calls = BatchRows(rm_calls, "call_id")
         later: set[Key] = {
             (env.event.organization_id, env.event.originator_id)
             for env in batch
-            if not isinstance(env.event, Call.Started)
+            if env.type_name in CALL_EVENTS and not isinstance(env.event, Call.Started)
         }
         calls.load(conn, later)
+        erased = {
+            (env.event.organization_id, env.event.originator_id)
+            for env in batch
+            if env.type_name == ERASED_EVENT
+        }
+        calls.load(conn, erased, by="lead_id")
         for env in batch:
             e = env.event
             if isinstance(e, Call.Started):
                 calls.add(_started(e, env.position))
+                continue
+            if isinstance(e, Lead.PersonalDataErased):
+                _erase(calls, e.organization_id, e.originator_id, env.position)
                 continue
             row = calls.get(e.organization_id, e.originator_id)
             if row is None:  # defensive: a call whose start this model never saw
@@ -128,3 +144,11 @@ def _apply(row: dict[str, Any], e: Any) -> None:
         )
     elif isinstance(e, Call.RecordingAttached):
         row["recording_urls"] = [*row["recording_urls"], e.recording_url]
+
+
+def _erase(calls: BatchRows, org: UUID, lead_id: UUID, position: int) -> None:
+    """The lead's numbers in its calls so far read as erased (a rebuild reads them so)."""
+    for row in list(calls.rows.values()):
+        if row["organization_id"] == org and row["lead_id"] == lead_id:
+            row.update(from_number=ERASED, to_number=ERASED)
+            calls.touch(row, position)

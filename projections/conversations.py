@@ -5,6 +5,12 @@ order and written back together. A conversation's assignee is whoever it was han
 the lead's assignee; a new conversation reads that from `rm_leads`, so this projector runs after
 the leads projector (the runner applies projectors in registry order), and later `Lead.Captured`
 / `Lead.Assigned` events are followed only for leads that have conversations.
+
+Erasure: `Lead.PersonalDataErased` turns the lead's values in this model into what a rebuild
+reads once the lead's key is gone (`[erased]`; None stays None): its messages so far (texts,
+contact names, template variables) and its conversations' contact and last-message preview
+(a template's preview names no one and stays). `Conversation.ContactErased` closes the thread;
+`Conversation.Resumed` gives it to the new lead, whose messages then read in clear.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from domain.conversation import Conversation
 from domain.lead import Lead
+from domain.privacy import ERASED, erased
 from projections.base import (
     Envelope,
     JSONType,
@@ -102,8 +109,10 @@ rm_messages = sa.Table(
 CONVERSATION_EVENTS = frozenset(
     f"Conversation.{n}"
     for n in ("Started", "MessageReceived", "MessageSent", "MessageStatusChanged")
-) | frozenset({"Conversation.HandedOff", "Conversation.Closed"})
+) | frozenset(f"Conversation.{n}" for n in ("HandedOff", "Closed", "ContactErased", "Resumed"))
 ASSIGNEE_EVENTS = frozenset({"Lead.Captured", "Lead.Assigned"})
+#: lead events that reach the lead's conversations
+LEAD_FOLLOWED = ASSIGNEE_EVENTS | {"Lead.PersonalDataErased"}
 
 Key = tuple[UUID, UUID]
 
@@ -198,7 +207,7 @@ class ConversationsProjector(Projector):
 
     name = "conversations"
     tables = (rm_conversations, rm_messages)
-    handles = CONVERSATION_EVENTS | ASSIGNEE_EVENTS
+    handles = CONVERSATION_EVENTS | LEAD_FOLLOWED
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         work = _Work(conn, batch)
@@ -218,21 +227,27 @@ class _Work:
         leads: set[Key] = set()
         started: set[Key] = set()
         messages: set[Key] = set()
+        erased_leads: set[Key] = set()
         for env in batch:
             e = env.event
             key = (e.organization_id, e.originator_id)
-            if env.type_name in ASSIGNEE_EVENTS:
+            if env.type_name in LEAD_FOLLOWED:
                 leads.add(key)
+                if isinstance(e, Lead.PersonalDataErased):
+                    erased_leads.add(key)
             elif isinstance(e, Conversation.Started):
                 started.add((e.organization_id, e.lead_id))
             elif isinstance(e, Conversation.MessageStatusChanged):
                 messages.add((e.organization_id, e.message_id))
             else:
                 ids.add(key)
+                if isinstance(e, Conversation.Resumed):
+                    started.add((e.organization_id, e.lead_id))
         self.conversations.load(conn, ids)
         # a lead event costs this one indexed lookup per batch unless the lead has conversations
         self.conversations.load(conn, leads, by="lead_id")
         self.messages.load(conn, messages)
+        self.messages.load(conn, erased_leads, by="lead_id")
         self.by_lead: dict[Key, set[Key]] = defaultdict(set)
         for key, row in self.conversations.rows.items():
             self.by_lead[(key[0], row["lead_id"])].add(key)
@@ -249,6 +264,9 @@ class _Work:
                     lead_assignee_id=assignee, assigned_to=follows["handled_by"] or assignee
                 )
                 self.conversations.touch(follows, env.position)
+            return
+        if isinstance(e, Lead.PersonalDataErased):
+            self._erase_lead(e.organization_id, e.originator_id, env.position)
             return
         if isinstance(e, Conversation.Started):
             self._started(e, env.position)
@@ -267,7 +285,44 @@ class _Work:
             row.update(handled_by=e.to_user_id, assigned_to=e.to_user_id or row["lead_assignee_id"])
         elif isinstance(e, Conversation.Closed):
             row["status"] = "closed"
+        elif isinstance(e, Conversation.ContactErased):
+            row.update(contact=ERASED, status="closed")
+        elif isinstance(e, Conversation.Resumed):
+            self._resumed(row, e)
         self.conversations.touch(row, env.position)
+
+    def _resumed(self, row: dict[str, Any], e: Conversation.Resumed) -> None:
+        """A new lead owns the thread: its contact and assignee, as for a started one."""
+        org, key = e.organization_id, self.conversations.key(row)
+        self.by_lead[(org, row["lead_id"])].discard(key)
+        self.by_lead[(org, e.lead_id)].add(key)
+        assignee = self.assignees.get((org, e.lead_id))
+        row.update(
+            lead_id=e.lead_id,
+            contact=e.contact,
+            status="open",
+            lead_assignee_id=assignee,
+            assigned_to=row["handled_by"] or assignee,
+        )
+
+    def _erase_lead(self, org: UUID, lead_id: UUID, position: int) -> None:
+        """The lead's values so far as a rebuild reads them once its key is gone."""
+        mine = [
+            m
+            for m in self.messages.rows.values()
+            if m["organization_id"] == org and m["lead_id"] == lead_id
+        ]
+        for m in mine:
+            m.update(
+                text=erased(m["text"]),
+                contact_name=erased(m["contact_name"]),
+                template_variables={k: erased(v) for k, v in m["template_variables"].items()},
+            )
+            self.messages.touch(m, position)
+        for key in self.by_lead.get((org, lead_id), ()):
+            row = self.conversations.rows[key]
+            row.update(contact=ERASED, last_message_preview=_erased_preview(row, mine))
+            self.conversations.touch(row, position)
 
     def _started(self, e: Conversation.Started, position: int) -> None:
         assignee = self.assignees.get((e.organization_id, e.lead_id))
@@ -342,6 +397,23 @@ class _Work:
         if e.provider_message_id:
             message["provider_message_id"] = e.provider_message_id
         self.messages.touch(message, position)
+
+
+def _erased_preview(row: dict[str, Any], messages: list[dict[str, Any]]) -> str | None:
+    """The preview once the last message's text is erased: a template's stays as it was."""
+    shown: str | None = row["last_message_preview"]
+    if shown is None:
+        return None
+    if row["last_message_direction"] != "outbound":
+        return ERASED
+    templates = {
+        preview(None, m["template_name"])
+        for m in messages
+        if m["conversation_id"] == row["conversation_id"]
+        and m["template_name"] is not None
+        and m["occurred_at"] == row["last_message_at"]
+    }
+    return shown if shown in templates else ERASED
 
 
 def _lead_assignees(conn: Connection, leads: set[Key]) -> dict[Key, UUID | None]:

@@ -2,6 +2,8 @@
 
 Batches are applied in memory first — rows touched by the batch are loaded once, changed by each
 event in log order, and written back with one statement per kind — so catch-up is fast.
+A person's erasure leaves their row as a rebuild reads it once their key is gone: personal
+values `[erased]`, no E.164 number.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from domain.lead import Lead
 from domain.pipeline import Pipeline
+from domain.privacy import ERASED, erased
 from projections.base import (
     Envelope,
     JSONType,
@@ -83,6 +86,7 @@ rm_leads = sa.Table(
 
 LEAD_EVENTS = {f"Lead.{n}" for n in ("Captured", "DetailsChanged", "MovedToStage", "Assigned")}
 LEAD_EVENTS |= {f"Lead.{n}" for n in ("NoteAdded", "Won", "Lost", "Reopened", "Archived")}
+LEAD_EVENTS |= {"Lead.PersonalDataErased"}
 PIPELINE_EVENTS = {f"Pipeline.{n}" for n in ("Created", "StageAdded", "StageRenamed")}
 PIPELINE_EVENTS |= {f"Pipeline.{n}" for n in ("StageRecoloured", "StagesReordered", "StageRemoved")}
 PIPELINE_EVENTS |= {"Pipeline.StageWinProbabilitySet"}
@@ -205,6 +209,15 @@ class LeadsProjector(Projector):
             row["status"] = "open"
         elif isinstance(e, Lead.Archived):
             row["archived"] = True
+        elif isinstance(e, Lead.PersonalDataErased):
+            # as a rebuild reads the person's values once their key is gone
+            row.update(
+                full_name=ERASED,
+                email=erased(row["email"]),
+                phone=erased(row["phone"]),
+                phone_e164=None,
+                custom_fields={k: erased(v) for k, v in row["custom_fields"].items()},
+            )
 
     @staticmethod
     def _flush(

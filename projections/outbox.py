@@ -10,6 +10,12 @@ the end of the claim's lease) → `done`, or back to `pending` with a later `nex
 The projector also follows what happened to the item (a message's status changed, a call was
 dialed or ended) and settles pending rows: a rebuild from zero re-creates rows for every send
 ever recorded, and only those the log shows as still queued remain pending.
+
+A person's erasure reaches their rows recorded until then: the payload's personal values read
+`[erased]` as a rebuild reads them (message texts and template variables on
+`Conversation.ContactErased`; a call's numbers on `Lead.PersonalDataErased`, the call's lead
+read from the calls model, before this one in the registry), and a pending send is failed so
+that no dispatcher delivers it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from uuid import UUID, uuid4
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.privacy import ERASED, erased
 from projections.base import (
     Envelope,
     JSONType,
@@ -32,10 +39,12 @@ from projections.base import (
     jsonable,
     metadata,
 )
+from projections.calls import rm_calls
 
 MESSAGE = "message"
 CALL = "call"
 PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
+ERASED_ERROR = "not sent: the contact's personal data was erased"
 
 outbox = sa.Table(
     "outbox",
@@ -72,16 +81,18 @@ class OutboxProjector(Projector):
         {
             "Conversation.MessageSent",
             "Conversation.MessageStatusChanged",
+            "Conversation.ContactErased",
             "Call.Started",
             "Call.Dialed",
             "Call.Progressed",
             "Call.Ended",
+            "Lead.PersonalDataErased",
         }
     )
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+        # rows recorded in this batch change in memory, earlier ones in the table, in log order
         new: dict[Key, dict[str, Any]] = {}
-        settled: dict[Key, tuple[str, str | None]] = {}
         for envelope in batch:
             event = envelope.event
             name = envelope.type_name
@@ -95,23 +106,94 @@ class OutboxProjector(Projector):
             elif name == "Conversation.MessageStatusChanged":
                 failed = event.status == "failed"
                 key = (event.organization_id, event.message_id)
-                settled[key] = (FAILED, event.error) if failed else (DONE, None)
+                _settle(conn, new, key, *((FAILED, event.error) if failed else (DONE, None)))
+            elif name == "Conversation.ContactErased":
+                _erase_messages(conn, new, event.organization_id, event.originator_id)
+            elif name == "Lead.PersonalDataErased":
+                _erase_calls(conn, new, event.organization_id, event.originator_id)
             elif name == "Call.Ended" and event.outcome == "failed":
-                settled[(event.organization_id, event.originator_id)] = (FAILED, "call failed")
+                key = (event.organization_id, event.originator_id)
+                _settle(conn, new, key, FAILED, "call failed")
             else:  # dialed, ringing, answered or ended: the provider has the call
-                settled[(event.organization_id, event.originator_id)] = (DONE, None)
-        for key, (status, error) in list(settled.items()):
-            if key in new:  # recorded and handled within one batch (a rebuild)
-                new[key] |= {"status": status, "last_error": error}
-                del settled[key]
+                _settle(conn, new, (event.organization_id, event.originator_id), DONE, None)
         bulk_insert(conn, outbox, list(new.values()))
-        for (org, item), (status, error) in settled.items():
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.organization_id == org, outbox.c.item_id == item)
-                .where(outbox.c.status == PENDING)  # a claimed row is settled by its worker
-                .values(status=status, last_error=error)
-            )
+
+
+def _settle(
+    conn: Connection, new: dict[Key, dict[str, Any]], key: Key, status: str, error: str | None
+) -> None:
+    """Settle a pending row; a claimed row is settled by its worker, a settled one stays."""
+    if key in new:  # recorded and handled within one batch (a rebuild)
+        if new[key]["status"] == PENDING:
+            new[key] |= {"status": status, "last_error": error}
+        return
+    org, item = key
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.organization_id == org, outbox.c.item_id == item)
+        .where(outbox.c.status == PENDING)
+        .values(status=status, last_error=error)
+    )
+
+
+def _erased_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if kind == CALL:  # connect_to is the rep's phone, not the lead's
+        return payload | {"from_number": ERASED, "to_number": ERASED}
+    variables = payload.get("template_variables") or {}
+    return payload | {
+        "text": erased(payload.get("text")),
+        "template_variables": {k: erased(v) for k, v in variables.items()},
+    }
+
+
+def _erase(
+    conn: Connection, new: dict[Key, dict[str, Any]], org: UUID, kind: str, ids: Any
+) -> None:
+    """Erase the payloads of the organization's rows of `kind` for these aggregates (a
+    conversation, a lead's calls) and fail those still pending: in this batch, then before."""
+    wanted = set(ids)
+    for row in new.values():
+        if (row["organization_id"], row["kind"]) == (org, kind) and row["aggregate_id"] in wanted:
+            row["payload"] = _erased_payload(kind, row["payload"])
+            if row["status"] == PENDING:
+                row.update(status=FAILED, last_error=ERASED_ERROR)
+    c = outbox.c
+    query = sa.select(c.item_id, c.payload, c.status).where(
+        c.organization_id == org, c.kind == kind, c.aggregate_id.in_(sorted(wanted))
+    )
+    params = []
+    for item, payload, status in conn.execute(query) if wanted else ():
+        erased_payload = _erased_payload(kind, payload)
+        if status == PENDING or erased_payload != payload:
+            params.append({"k_org": org, "k_item": item, "v_payload": erased_payload})
+    if params:
+        # decided on the row as it is when updated: a worker may have claimed it meanwhile
+        pending = c.status == PENDING
+        conn.execute(
+            outbox.update()
+            .where(c.organization_id == sa.bindparam("k_org"), c.item_id == sa.bindparam("k_item"))
+            .values(
+                payload=sa.bindparam("v_payload"),
+                status=sa.case((pending, FAILED), else_=c.status),
+                last_error=sa.case((pending, ERASED_ERROR), else_=c.last_error),
+            ),
+            params,
+        )
+
+
+def _erase_messages(
+    conn: Connection, new: dict[Key, dict[str, Any]], org: UUID, conversation_id: UUID
+) -> None:
+    _erase(conn, new, org, MESSAGE, [conversation_id])
+
+
+def _erase_calls(
+    conn: Connection, new: dict[Key, dict[str, Any]], org: UUID, lead_id: UUID
+) -> None:
+    # the calls model has this batch's calls already: it runs first
+    k = rm_calls.c
+    calls = sa.select(k.call_id).where(k.organization_id == org, k.lead_id == lead_id)
+    _erase(conn, new, org, CALL, conn.execute(calls).scalars())
 
 
 def _row(envelope: Envelope, kind: str, item_id: UUID, payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import phonenumbers
 
+from domain.privacy import ERASED
+
 PREFIXES = ("whatsapp:", "tel:", "sip:")
 
 
@@ -31,9 +33,10 @@ def e164(raw: str | None, region: str | None = None) -> str | None:
     """The number in E.164 (`+5511987654321`), or None if it is not a valid phone number.
 
     A number without a country code is read in `region` (ISO 3166 code) when given; otherwise
-    its digits are tried as an international number (WhatsApp ids have no `+`).
+    its digits are tried as an international number (WhatsApp ids have no `+`). An erased
+    number (`domain.privacy.ERASED`) is no number: a rebuild after an erasure reads it so.
     """
-    if not raw:
+    if not raw or raw == ERASED:
         return None
     text = raw.strip()
     for prefix in PREFIXES:

@@ -145,6 +145,9 @@ class ProjectionRunner:
             self._publish(projector.name, start)
             return 0
         cache: dict[int, Any] = {} if decoded is None else decoded
+        prefetch = getattr(self.mapper, "prefetch", None)  # e.g. the keys of sealed values
+        if prefetch is not None:
+            prefetch([n for n in notifications if n.id not in cache and projector.wants(n.topic)])
         batch = []
         for n in notifications:
             if projector.wants(n.topic):

@@ -2,7 +2,11 @@
 
 Lead events carry the lead's version; messages and calls belong to other aggregates, so their
 rows have no version and find their lead through `rm_timeline_sources`, filled from the
-conversations' and calls' Started events (this model's own table: a rebuild needs nothing else).
+conversations' and calls' Started events (this model's own table: a rebuild needs nothing else)
+and moved to the new lead by `Conversation.Resumed`.
+
+`Lead.PersonalDataErased` leaves the lead's earlier rows as a rebuild reads them once the lead's
+key is gone: each personal value of their events `[erased]` (None stays None).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.call import Call
+from domain.conversation import Conversation
+from domain.lead import Lead
+from domain.privacy import PERSONAL_DATA
+from projections.audit import erase_paths
 from projections.base import (
     Envelope,
     JSONType,
@@ -61,6 +69,7 @@ ACTIVITY = {
     "Lead.Lost": ("lost", "Lead lost"),
     "Lead.Reopened": ("reopened", "Lead reopened"),
     "Lead.Archived": ("archived", "Lead archived"),
+    "Lead.PersonalDataErased": ("personal_data_erased", "Personal data erased"),
 }
 SOURCE_ACTIVITY = {
     "Conversation.MessageReceived": ("message_received", "Message received", "conversation_id"),
@@ -69,35 +78,60 @@ SOURCE_ACTIVITY = {
     "Call.RecordingAttached": ("call_recording", "Call recording attached", "call_id"),
 }
 STARTS = frozenset({"Conversation.Started", "Call.Started"})
+RESUMED = "Conversation.Resumed"
+_EVENT_OF = (
+    {kind: name for name, (kind, _) in ACTIVITY.items()}
+    | {kind: name for name, (kind, _, _) in SOURCE_ACTIVITY.items()}
+    | {"call_placed": "Call.Started", "call_received": "Call.Started"}
+)
+#: activity type -> where its event's personal values are in the row's `data`
+PERSONAL = {k: PERSONAL_DATA[n].paths for k, n in _EVENT_OF.items() if n in PERSONAL_DATA}
 
 
 class TimelineProjector(Projector):
     name = "timeline"
     tables = (rm_lead_timeline, rm_timeline_sources)
-    handles = frozenset(LEAD_EVENTS | SOURCE_ACTIVITY.keys() | STARTS)
+    handles = frozenset(LEAD_EVENTS | SOURCE_ACTIVITY.keys() | STARTS | {RESUMED})
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         leads = self._known_sources(conn, batch)
-        sources: list[dict[str, Any]] = []
+        sources: dict[Key, dict[str, Any]] = {}
+        moved: dict[Key, UUID] = {}
         rows: list[dict[str, Any]] = []
         for env in batch:
             e = env.event
+            key = (e.organization_id, e.originator_id)
+            if isinstance(e, Lead.PersonalDataErased):
+                _erase(conn, rows, key, env.position)
             if env.type_name in ACTIVITY:
                 kind, title = ACTIVITY[env.type_name]
                 rows.append(self._row(env, e.originator_id, kind, title, e.originator_version))
             elif env.type_name in STARTS:
-                key = (e.organization_id, e.originator_id)
                 if key not in leads:
                     leads[key] = e.lead_id
-                    sources.append(
-                        {"organization_id": key[0], "source_id": key[1], "lead_id": e.lead_id}
-                    )
+                    sources[key] = _source(key, e.lead_id)
                 if isinstance(e, Call.Started):
                     rows.append(self._call_started(env, e))
-            elif (lead := leads.get((e.organization_id, e.originator_id))) is not None:
+            elif isinstance(e, Conversation.Resumed):
+                # the thread's next messages are the new lead's; the earlier ones stay put
+                if key in leads and key not in sources:
+                    moved[key] = e.lead_id
+                else:
+                    sources[key] = _source(key, e.lead_id)
+                leads[key] = e.lead_id
+            elif (lead := leads.get(key)) is not None:
                 kind, title, id_name = SOURCE_ACTIVITY[env.type_name]
                 rows.append(self._row(env, lead, kind, title, None, {id_name: e.originator_id}))
-        bulk_insert(conn, rm_timeline_sources, sources)
+        bulk_insert(conn, rm_timeline_sources, list(sources.values()))
+        if moved:
+            c = rm_timeline_sources.c
+            conn.execute(
+                rm_timeline_sources.update()
+                .where(c.organization_id == sa.bindparam("k_org"))
+                .where(c.source_id == sa.bindparam("k_id"))
+                .values(lead_id=sa.bindparam("v_lead")),
+                [{"k_org": o, "k_id": i, "v_lead": lead} for (o, i), lead in moved.items()],
+            )
         bulk_insert(conn, rm_lead_timeline, rows)
 
     @staticmethod
@@ -106,7 +140,7 @@ class TimelineProjector(Projector):
         wanted = {
             (env.event.organization_id, env.event.originator_id)
             for env in batch
-            if env.type_name in SOURCE_ACTIVITY
+            if env.type_name in SOURCE_ACTIVITY or env.type_name == RESUMED
         }
         found: dict[Key, UUID] = {}
         ordered = sorted(wanted)
@@ -146,3 +180,38 @@ class TimelineProjector(Projector):
             "actor_id": e.actor.id,
             "data": jsonable((extra or {}) | event_data(e)),
         }
+
+
+def _source(key: Key, lead_id: UUID) -> dict[str, Any]:
+    return {"organization_id": key[0], "source_id": key[1], "lead_id": lead_id}
+
+
+def _erase(conn: Connection, pending: list[dict[str, Any]], lead: Key, position: int) -> None:
+    """The lead's rows before `position` as a rebuild reads them once the lead's key is gone:
+    those of this batch (not written yet) and those written before it."""
+    org, lead_id = lead
+    for row in pending:
+        if (row["organization_id"], row["lead_id"]) == lead and row["activity_type"] in PERSONAL:
+            row["data"] = erase_paths(row["data"], PERSONAL[row["activity_type"]])
+    t = rm_lead_timeline.c
+    query = sa.select(t.position, t.activity_type, t.data).where(
+        t.organization_id == org,
+        t.lead_id == lead_id,
+        t.position < position,
+        t.activity_type.in_(sorted(PERSONAL)),
+    )
+    params = []
+    for found in conn.execute(query).mappings():
+        data = erase_paths(found["data"], PERSONAL[found["activity_type"]])
+        if data != found["data"]:
+            params.append({"k_org": org, "k_lead": lead_id, "k_pos": found["position"]})
+            params[-1]["v_data"] = data
+    if params:
+        conn.execute(
+            rm_lead_timeline.update()
+            .where(t.organization_id == sa.bindparam("k_org"))
+            .where(t.lead_id == sa.bindparam("k_lead"))
+            .where(t.position == sa.bindparam("k_pos"))
+            .values(data=sa.bindparam("v_data")),
+            params,
+        )

@@ -27,6 +27,7 @@ from interfaces.http.leads import LeadController
 from interfaces.http.openapi import document_problems
 from interfaces.http.organizations import OrganizationAccessController, OrganizationController
 from interfaces.http.pipeline import PipelineController
+from interfaces.http.privacy import PrivacyController
 from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
@@ -74,6 +75,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             InboxController,
             PipelineController,
             AuditController,
+            PrivacyController,
             AnalyticsController,
             OrganizationController,
             OrganizationAccessController,

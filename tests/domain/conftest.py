@@ -11,6 +11,7 @@ from eventsourcing.persistence import Mapper
 from application.store import CrmApplication
 from domain.lead import Lead
 from domain.pipeline import Pipeline
+from interfaces.privacy import LocalKeyWrapper, SubjectKeyring
 from tests.domain.builders import capture_lead, default_pipeline
 
 
@@ -30,7 +31,8 @@ def lead(pipeline: Pipeline) -> Lead:
 def event_mapper() -> Iterator[Mapper[UUID]]:
     """The production mapper and transcoder (Actor, Decimal, UUID, datetime), on a SQLite app."""
     app = CrmApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"},
+        personal_data=SubjectKeyring(None, LocalKeyWrapper("domain-tests-master-key")),
     )
     yield app.mapper
     app.close()

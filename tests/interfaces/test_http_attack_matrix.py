@@ -34,6 +34,7 @@ PREFIXES = (
     "/users",
     "/integrations",
     "/analytics",
+    "/privacy",
 )
 INCIDENT = "SecurityIncident.Recorded"
 # routes about the caller's own account, not an organization's data: X-Org-Id plays no part
@@ -146,6 +147,7 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         "stage_id": acme.stages()[1]["id"],
         "user_id": member.user_id,
         "key_id": key["id"],
+        "aggregate_id": lead,
         "id": lead,
     }
     return Scene(client, acme, attackers, ids, operations)
@@ -259,3 +261,28 @@ def test_any_role_any_route_any_placement_of_foreign_ids_never_touches_the_victi
     where = data.draw(st.sampled_from(["path", "body", "header"]))
     check(scene, role, operation, where)
     assert scene.acme_state() == before
+
+
+def test_the_past_of_each_kind_of_the_victims_aggregates_is_refused_to_every_role(
+    scene: Scene,
+) -> None:
+    """`/audit/aggregates/{id}` takes any aggregate id: each kind of acme's, at any version or
+    time, is 403 for roles without the permission and 404 for the rival's admin (audited in
+    acme's trail) whatever the selectors ask, never a word of its state."""
+    acme = scene.acme
+    before = scene.acme_state()
+    incidents = scene.incidents()
+    pipeline = acme.get(f"/audit/aggregates/{scene.ids['lead_id']}").json()["state"]["pipeline_id"]
+    targets = [acme.organization_id, pipeline]
+    targets += [scene.ids[k] for k in ("lead_id", "conversation_id", "call_id")]
+    selectors: list[dict[str, str]] = [{}, {"version": "1"}, {"version": "99"}]
+    selectors += [{"at": "2000-01-01T00:00:00Z"}, {"version": "1", "at": "2000-01-01"}]
+    for role in ROLES:
+        for target in targets:
+            for params in selectors:
+                response = scene.attackers[role].get(f"/audit/aggregates/{target}", params=params)
+                expected = 404 if role == "admin" else 403
+                assert response.status_code == expected, (role, target, params, response.text)
+                assert "Acme" not in response.text and "pipeline_id" not in response.text
+    assert scene.acme_state() == before
+    assert scene.incidents() == incidents + len(targets) * len(selectors)

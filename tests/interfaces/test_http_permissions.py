@@ -80,6 +80,13 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
     (Route("POST", "/integrations/voip/setup", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
     (Route("PUT", "/integrations/voip/switch", {"provider": "x"}), P.INTEGRATIONS_MANAGE),
     (Route("GET", "/audit/export"), P.AUDIT_EXPORT),
+    (Route("GET", "/audit/aggregates/{lead}"), P.AUDIT_EXPORT),
+    (Route("GET", "/audit/aggregates/{lead}?version=1"), P.AUDIT_EXPORT),
+    (Route("POST", "/privacy/export", lambda lead, _: {"lead_id": lead}), P.PRIVACY_MANAGE),
+    (
+        Route("POST", "/privacy/erase", lambda lead, _: {"lead_id": lead, "legal_basis": "test"}),
+        P.PRIVACY_MANAGE,
+    ),
     (Route("GET", "/analytics/pipeline"), P.ANALYTICS_READ),
     (Route("GET", "/analytics/leads?group_by=assignee"), P.ANALYTICS_READ),
     (Route("GET", "/analytics/team"), P.ANALYTICS_READ),
@@ -97,6 +104,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names = {"{lead_id:uuid}": "{lead}", "{stage_id:uuid}": "{stage}"}
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
+    names |= {"{aggregate_id:uuid}": "{lead}"}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):
