@@ -169,6 +169,10 @@ def rotate(
         raise InvalidRefreshTokenError("invalid or expired refresh token")
     if record.used_at is not None or not store.use_refresh(record.token_hash, at):
         store.revoke_family(record.family_id, at)
+        # A racing rotation may have inserted its successor just after the revocation's
+        # snapshot and checked its own token just before the revocation committed: revoking
+        # again, in a later snapshot, catches that successor (its check then came too early).
+        store.revoke_family(record.family_id, at)
         record_incident(
             app,
             [record.organization_id],

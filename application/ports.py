@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -117,4 +117,18 @@ class PersonalDataCipher(Protocol):
 
     def prefetch(self, subjects: Iterable[tuple[UUID, UUID]]) -> None:
         """Make the keys of many (organization, subject) pairs ready in one round trip."""
+        ...
+
+    def prepare(
+        self,
+        subjects: Collection[tuple[UUID, UUID]],
+        *,
+        fresh: Collection[tuple[UUID, UUID]] = (),
+    ) -> list[tuple[UUID, UUID, bytes]]:
+        """Like `prefetch`, and make the keys that do not exist yet: returned wrapped, as
+        (organization, subject, wrapped key), for the event store to write with the events."""
+        ...
+
+    def settle(self, subjects: Iterable[tuple[UUID, UUID]], *, stored: bool) -> None:
+        """Whether the commit that wrote `prepare`'s new keys succeeded."""
         ...

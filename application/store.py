@@ -19,7 +19,12 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 
-from application.personal_data import CipherHolder, PersonalDataMapper, SealedPersonalData
+from application.personal_data import (
+    CipherHolder,
+    PersonalDataMapper,
+    SealedPersonalData,
+    personal_subject,
+)
 from application.ports import PersonalDataCipher
 from domain.base import TenantAggregate
 from domain.errors import ForeignAggregateError, NotFoundError, VersionConflictError
@@ -58,6 +63,8 @@ class _Submission:
     position: int = 0
     error: Exception | None = None
     ids: set[UUID] = field(default_factory=set)
+    #: new subject keys to write with the events: (organization, subject, wrapped key)
+    keys: list[tuple[UUID, UUID, bytes]] = field(default_factory=list)
 
 
 class CrmApplication(Application[UUID]):
@@ -160,14 +167,32 @@ class CrmApplication(Application[UUID]):
             return 0
         orgs = {a.id: a.organization_id for a in aggregates}
         submission = _Submission(events, orgs, ids={e.originator_id for e in events})
+        cipher = self.personal_data.cipher
+        subjects = {pair for e in events if (pair := personal_subject(e)) is not None}
+        if subjects and cipher is not None:
+            # keys are made here, in the caller's thread, not under the commit lock, and are
+            # written by the same transaction as the events (no commit of their own)
+            fresh = {(orgs[e.originator_id], e.originator_id) for e in events}
+            fresh = {p for p in fresh if p in subjects and self._is_new(events, p[1])}
+            submission.keys = cipher.prepare(subjects, fresh=fresh)
         with self._queue_lock:
             self._queue.append(submission)
-        with self._commit_lock:
-            while not submission.done:
-                self._flush(self._take_group())
+        try:
+            with self._commit_lock:
+                while not submission.done:
+                    self._flush(self._take_group())
+        finally:
+            if submission.keys and cipher is not None:
+                made = [(o, s) for o, s, _ in submission.keys]
+                stored = submission.done and submission.error is None
+                cipher.settle(made, stored=stored)
         if submission.error is not None:
             raise submission.error
         return submission.position
+
+    @staticmethod
+    def _is_new(events: Sequence[Event], aggregate_id: UUID) -> bool:
+        return any(e.originator_id == aggregate_id and e.originator_version == 1 for e in events)
 
     def current_version(self, aggregate_id: UUID) -> int:
         rows = self.recorder.select_events(aggregate_id, desc=True, limit=1)
@@ -209,7 +234,8 @@ class CrmApplication(Application[UUID]):
         orgs: dict[UUID, UUID] = {}
         for s in group:
             orgs.update(s.organization_ids)
-        recordings = self.events.put(events, organization_ids=orgs)
+        keys = [k for s in group for k in s.keys]
+        recordings = self.events.put(events, organization_ids=orgs, subject_keys=keys)
         last: dict[UUID, int] = {}
         for recording in recordings:
             last[recording.domain_event.originator_id] = recording.notification.id

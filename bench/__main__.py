@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [NAME ...]`: run the benchmarks against PostgreSQL.
 
 NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f),
-analytics (g); default all.
+analytics (g), audit (h), privacy (i); default all.
 Every benchmark creates its own scratch database and drops it at the end. Figures are printed
 with ratios to a raw baseline measured in the same run; nothing is asserted. The summary is
 also written to bench/results/latest.json.
@@ -27,8 +27,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
     from bench.analytics import bench_analytics
+    from bench.audit import bench_audit
     from bench.board import bench_board
     from bench.catchup import bench_catchup
+    from bench.privacy import bench_privacy
     from bench.ryw import bench_ryw
     from bench.webhooks import bench_webhooks
     from bench.writes import bench_http, bench_tenants
@@ -41,6 +43,8 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
         "ryw": ("(e) read-your-writes wait", bench_ryw),
         "webhooks": ("(f) WhatsApp webhook ingestion, outbox delivery, inbox RYW", bench_webhooks),
         "analytics": ("(g) analytics catch-up; endpoint latency, one year", bench_analytics),
+        "audit": ("(h) hash-chained export, audit verify, projections verify", bench_audit),
+        "privacy": ("(i) personal-data sealing: commands/s and loads, on vs off", bench_privacy),
     }
 
 
@@ -52,6 +56,8 @@ ALIASES = {
     "e": "ryw",
     "f": "webhooks",
     "g": "analytics",
+    "h": "audit",
+    "i": "privacy",
 }
 
 

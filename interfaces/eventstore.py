@@ -31,6 +31,7 @@ every ``eventsourcing`` upgrade.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 from uuid import UUID
 
@@ -53,6 +54,11 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 ORGANIZATION_IDS_KWARG: Final = "organization_ids"
+#: new per-subject data keys [(organization id, subject id, wrapped key)] written in the same
+#: transaction as the events sealed with them (see interfaces/privacy.py): a key exists exactly
+#: when something was stored under it, and making one costs no commit of its own
+SUBJECT_KEYS_KWARG: Final = "subject_keys"
+SUBJECT_KEYS_TABLE: Final = "privacy_subject_keys"
 
 # Largest bigint (and SQLite INTEGER): "no stop" as a value keeps a single
 # statement, so PostgreSQL can prepare it once and plan it the same way.
@@ -210,6 +216,20 @@ class TenantPostgresApplicationRecorder(PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
+        keys = kwargs.get(SUBJECT_KEYS_KWARG) or ()
+        if keys:
+            # first (the base class reads the events insert's RETURNING from this cursor);
+            # a plain INSERT: a subject given a key meanwhile fails the whole transaction
+            curs.execute(
+                self._format(
+                    "INSERT INTO {schema}.{keys} "
+                    "(organization_id, subject_id, wrapped_key, created_at) "
+                    "SELECT o, s, w, now() FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) "
+                    "AS k(o, s, w)",
+                    keys=SUBJECT_KEYS_TABLE,
+                ),
+                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+            )
         curs.execute(self.insert_events_statement, (pg_stored_events, organization_ids))
 
     @_retry_on_disconnect
@@ -323,6 +343,15 @@ class TenantSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 ),
             )
             notification_ids.append(c.lastrowid)
+        keys = kwargs.get(SUBJECT_KEYS_KWARG) or ()
+        if keys:
+            # the columns as SQLAlchemy stores them on SQLite: hex uuids, naive UTC text
+            at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            c.executemany(
+                f"INSERT INTO {SUBJECT_KEYS_TABLE} "  # noqa: S608
+                "(organization_id, subject_id, wrapped_key, created_at) VALUES (?,?,?,?)",
+                [(o.hex, s.hex, w, at) for o, s, w in keys],
+            )
         return notification_ids
 
     def select_organization_notifications(

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
@@ -100,9 +100,13 @@ class SubjectKeyring:
         self._wrapper = wrapper
         self._ttl = ttl
         self._cache_size = cache_size
-        self._cache: OrderedDict[tuple[UUID, UUID], tuple[float, AESGCM | object]] = OrderedDict()
+        # raw 32-byte keys (an AESGCM object holds ~1.8 KB; making one takes ~0.5 µs)
+        self._cache: OrderedDict[tuple[UUID, UUID], tuple[float, bytes | object]] = OrderedDict()
         self._lock = threading.Lock()
         self._memory: dict[tuple[UUID, UUID], tuple[bytes | None, datetime]] = {}
+        #: keys made for a commit still in flight, and subjects whose commit failed
+        self._pending: dict[tuple[UUID, UUID], bytes] = {}
+        self._suspect: set[tuple[UUID, UUID]] = set()
 
     # -- the port --------------------------------------------------------------------------
 
@@ -158,15 +162,69 @@ class SubjectKeyring:
             ).first()
             return inserted is not None
 
-    def prefetch(self, subjects: Iterable[tuple[UUID, UUID]]) -> None:
-        """Load the keys of many subjects at once (a projector's batch, an export page)."""
+    def prepare(
+        self,
+        subjects: Collection[tuple[UUID, UUID]],
+        *,
+        fresh: Collection[tuple[UUID, UUID]] = (),
+    ) -> list[tuple[UUID, UUID, bytes]]:
+        """Ready the keys of subjects about to be sealed; make the missing ones.
+
+        The new keys come back wrapped, for the event store to write in the same transaction
+        as the events sealed with them; until `settle` they are this process's alone. `fresh`
+        subjects were just created (a new lead): they are not looked up first, unless a commit
+        of theirs failed before.
+        """
+        if self._engine is None:  # in memory: made and kept at once
+            for organization_id, subject_id in self._uncached(subjects):
+                self._key(organization_id, subject_id, create=True)
+            return []
+        uncached = self._uncached(subjects)
+        with self._lock:
+            missing = [p for p in uncached if p not in self._pending]
+            look = [p for p in missing if p not in fresh or p in self._suspect]
+        if look:
+            self.prefetch(look)
+        with self._lock:
+            erased = [p for p in subjects if (hit := self._cache.get(p)) and hit[1] is _ERASED]
+        if erased:  # refused before the commit: it would fail everyone's group
+            raise PersonalDataErasedError(f"subject {erased[0][1]}: the person's data was erased")
+        rows = []
+        for organization_id, subject_id in self._uncached(missing):
+            key = AESGCM.generate_key(256)
+            with self._lock:
+                self._pending[(organization_id, subject_id)] = key
+            wrapped = self._wrapper.wrap(organization_id, subject_id, key)
+            rows.append((organization_id, subject_id, wrapped))
+        return rows
+
+    def settle(self, subjects: Iterable[tuple[UUID, UUID]], *, stored: bool) -> None:
+        """The commit that wrote these subjects' new keys succeeded (`stored`) or failed."""
         now = time.monotonic()
         with self._lock:
-            missing = [
+            for pair in subjects:
+                key = self._pending.pop(pair, None)
+                if key is None:
+                    continue
+                if stored:
+                    self._cache[pair] = (now, key)
+                    self._suspect.discard(pair)
+                else:  # another writer may have made its key meanwhile: look it up next time
+                    self._suspect.add(pair)
+
+    def _uncached(self, subjects: Iterable[tuple[UUID, UUID]]) -> list[tuple[UUID, UUID]]:
+        now = time.monotonic()
+        with self._lock:
+            return [
                 pair
                 for pair in set(subjects)
                 if (hit := self._cache.get(pair)) is None or now - hit[0] >= self._ttl
             ]
+
+    def prefetch(self, subjects: Iterable[tuple[UUID, UUID]]) -> None:
+        """Load the keys of many subjects at once (a projector's batch, an export page)."""
+        now = time.monotonic()
+        missing = self._uncached(subjects)
         if not missing:
             return
         if self._engine is None:
@@ -199,7 +257,10 @@ class SubjectKeyring:
             hit = self._cache.get(cache_key)
             if hit is not None and now - hit[0] < self._ttl:
                 self._cache.move_to_end(cache_key)
-                return None if hit[1] is _ERASED else hit[1]  # type: ignore[return-value]
+                return None if hit[1] is _ERASED else AESGCM(hit[1])  # type: ignore[arg-type]
+            pending = self._pending.get(cache_key)
+            if pending is not None and create:
+                return AESGCM(pending)
         row = self._load(organization_id, subject_id)
         if row is None and create:
             row = self._create(organization_id, subject_id)
@@ -210,10 +271,10 @@ class SubjectKeyring:
     def _remember(
         self, organization_id: UUID, subject_id: UUID, wrapped: bytes | None, now: float
     ) -> AESGCM | None:
-        entry: AESGCM | object = (
+        entry: bytes | object = (
             _ERASED
             if wrapped is None
-            else AESGCM(self._wrapper.unwrap(organization_id, subject_id, wrapped))
+            else self._wrapper.unwrap(organization_id, subject_id, wrapped)
         )
         cache_key = (organization_id, subject_id)
         with self._lock:
@@ -221,7 +282,7 @@ class SubjectKeyring:
             self._cache.move_to_end(cache_key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return None if entry is _ERASED else entry  # type: ignore[return-value]
+        return None if entry is _ERASED else AESGCM(entry)  # type: ignore[arg-type]
 
     def _load(self, organization_id: UUID, subject_id: UUID) -> tuple[bytes | None] | None:
         if self._engine is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,10 +20,12 @@ from hypothesis import strategies as st
 from application.leads import CaptureLead, ChangeLeadDetails, capture_lead, change_lead_details
 from application.personal_data import put_back, take_personal
 from domain.conversation import Conversation
+from domain.errors import VersionConflictError
 from domain.lead import Lead
+from domain.pipeline import Pipeline, default_pipeline_id
 from domain.privacy import ERASED, PERSONAL_DATA, PersonalDataErasedError
 from interfaces.privacy import LocalKeyWrapper, SubjectKeyring, keyring_for, subject_keys
-from interfaces.services import Services
+from interfaces.services import Services, build_app
 from tests.application.test_handlers import owner_of
 
 MASTER = "a master key long enough for the tests"
@@ -217,3 +220,78 @@ def test_a_batch_of_events_gets_its_keys_in_one_lookup(services: Services) -> No
         sa.event.remove(services.engine, "before_cursor_execute", count)
     assert names == [f"Pessoa {i}" for i in range(30)]
     assert len([s for s in statements if "privacy_subject_keys" in s]) == 1
+
+
+def test_a_new_key_is_written_with_its_events_and_a_lost_race_leaves_no_second_key(
+    services: Services,
+) -> None:
+    """Two processes capture the same new lead at once: one wins; there is one key, the
+    winner's, and everyone (the loser included) reads the lead with it."""
+    ctx = owner_of(services)
+    org = ctx.organization_id
+    pipeline = services.app.load(Pipeline, default_pipeline_id(org), org)
+    lead_id = uuid4()
+    apps = [build_app(services.settings, services.engine) for _ in range(2)]
+
+    def capture(i: int) -> str:
+        lead = Lead.capture(
+            id=lead_id,
+            organization_id=org,
+            pipeline_id=pipeline.id,
+            stage=pipeline.stages[0].ref,
+            details={"full_name": f"Racer {i}", "email": f"r{i}@x.com"},
+            assignee_id=None,
+            actor=ctx.actor,
+        )
+        try:
+            apps[i].commit(lead)
+        except VersionConflictError:
+            return "lost"
+        return f"Racer {i}"
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(capture, range(2)))
+        [winner] = [o for o in outcomes if o != "lost"]
+        with services.engine.connect() as conn:
+            keys = conn.execute(
+                sa.select(sa.func.count()).where(subject_keys.c.subject_id == lead_id)
+            ).scalar_one()
+        assert keys == 1
+        for app in [*apps, build_app(services.settings, services.engine)]:
+            assert app.load(Lead, lead_id, org).full_name == winner
+    finally:
+        for app in apps:
+            app.close()
+
+
+def test_no_key_is_left_behind_by_a_commit_that_failed(services: Services) -> None:
+    ctx = owner_of(services)
+    org = ctx.organization_id
+    done = capture_lead(services.app, CaptureLead(full_name="Existing"), ctx)
+    pipeline = services.app.load(Pipeline, default_pipeline_id(org), org)
+    twin = Lead.capture(  # the same id again: the insert of its events fails
+        id=done.id,
+        organization_id=org,
+        pipeline_id=pipeline.id,
+        stage=pipeline.stages[0].ref,
+        details={"full_name": "Twin"},
+        assignee_id=None,
+        actor=ctx.actor,
+    )
+    other = Lead.capture(
+        organization_id=org,
+        pipeline_id=pipeline.id,
+        stage=pipeline.stages[0].ref,
+        details={"full_name": "Other"},
+        assignee_id=None,
+        actor=ctx.actor,
+    )
+    with pytest.raises(VersionConflictError):
+        services.app.commit(twin, other)  # one transaction: neither is stored
+    with services.engine.connect() as conn:
+        keys = conn.execute(
+            sa.select(sa.func.count()).where(subject_keys.c.subject_id == other.id)
+        ).scalar_one()
+    assert keys == 0
+    assert services.app.load(Lead, done.id, org).full_name == "Existing"

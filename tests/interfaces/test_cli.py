@@ -7,13 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -29,31 +27,10 @@ from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
 from projections.leads import rm_leads, rm_stages
 from projections.runner import read_positions
-from tests.support import databases
+from tests.interfaces.conftest import SECRET
 
-SECRET = "cli-test-secret-key-of-at-least-32-characters"
 PROJECTIONS = ["audit", "directory", "leads", "timeline"]
 CRM = str(Path(sys.executable).with_name("crm"))
-
-
-@pytest.fixture(scope="module")
-def scratch_postgres() -> Iterator[str]:
-    """This module's own PostgreSQL database, dropped at the end."""
-    with databases.scratch_postgres("crm_test_cli") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """CRM_ variables of a fresh, empty database (nothing migrated yet)."""
-    base = {"CRM_SECRET_KEY": SECRET, "CRM_THREADS": "2"}
-    if request.param == "sqlite":
-        return base | {"CRM_DATABASE_URL": f"sqlite:///{tmp_path}/crm.db"}
-    url: str = request.getfixturevalue("scratch_postgres")
-    with psycopg.connect(url, autocommit=True) as conn:  # empty again, faster than a new one
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return base | {"CRM_DATABASE_URL": url}
 
 
 def crm(env: dict[str, str], *args: str) -> Result:

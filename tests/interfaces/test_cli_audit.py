@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
-import pytest
-
 from application.audit_export import canonical
-from tests.interfaces.test_cli import SECRET, crm, ok, open_services, write_history
-from tests.support import databases
-
-
-@pytest.fixture(scope="module")
-def scratch_postgres() -> Iterator[str]:
-    with databases.scratch_postgres("crm_test_cli_audit") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    base = {"CRM_SECRET_KEY": SECRET, "CRM_THREADS": "2"}
-    if request.param == "sqlite":
-        return base | {"CRM_DATABASE_URL": f"sqlite:///{tmp_path}/crm.db"}
-    url: str = request.getfixturevalue("scratch_postgres")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return base | {"CRM_DATABASE_URL": url}
+from tests.interfaces.test_cli import crm, ok, open_services, write_history
 
 
 def history(env: dict[str, str]) -> tuple[UUID, int]:

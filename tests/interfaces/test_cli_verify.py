@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
-import pytest
 import sqlalchemy as sa
 
 from interfaces.settings import load_settings
@@ -15,27 +12,8 @@ from projections.directory import rm_organizations
 from projections.leads import rm_leads
 from projections.registry import all_projectors
 from tests.interfaces.test_cli import SECRET, crm, ok, open_services, write_history
-from tests.support import databases
 
 TABLES = sum(len(p.tables) for p in all_projectors())
-
-
-@pytest.fixture(scope="module")
-def scratch_postgres() -> Iterator[str]:
-    with databases.scratch_postgres("crm_test_cli_verify") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    base = {"CRM_SECRET_KEY": SECRET, "CRM_THREADS": "2"}
-    if request.param == "sqlite":
-        return base | {"CRM_DATABASE_URL": f"sqlite:///{tmp_path}/crm.db"}
-    url: str = request.getfixturevalue("scratch_postgres")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return base | {"CRM_DATABASE_URL": url}
 
 
 def projected_history(env: dict[str, str]) -> tuple[UUID, UUID]:

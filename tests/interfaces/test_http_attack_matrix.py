@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from domain.call import Call
-from domain.conversation import Conversation
-from domain.values import Actor
-from tests.support.api import Tenant, add_member, cheap_hashing, register  # noqa: F401
+from tests.support.api import Tenant, add_member, cheap_hashing, register, talk_to  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -139,7 +134,7 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         if method in ("get", "post", "put", "patch", "delete")
         and (method, path) != ("delete", "/users/me")  # closing one's own account is no attack
     ]
-    conversation, call = _talk_to(services, acme, lead)
+    conversation, call = talk_to(services, acme, lead, text="Acme secret")
     ids = {
         "conversation_id": conversation,
         "call_id": call,
@@ -151,37 +146,6 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         "id": lead,
     }
     return Scene(client, acme, attackers, ids, operations)
-
-
-def _talk_to(services: Any, acme: Tenant, lead: str) -> tuple[str, str]:
-    """A conversation and a call of acme's lead, recorded as the webhooks would."""
-    org = UUID(acme.organization_id)
-    actor = Actor(kind="provider", id="business_api")
-    chat = Conversation.start(
-        organization_id=org,
-        lead_id=UUID(lead),
-        channel="whatsapp",
-        contact="+5511987654321",
-        actor=actor,
-    )
-    chat.receive(
-        provider_message_id="wamid.secret",
-        provider_type="business_api",
-        text="Acme secret",
-        sent_at=datetime.now(UTC),
-        actor=actor,
-    )
-    call = Call.start(
-        organization_id=org,
-        lead_id=UUID(lead),
-        direction="inbound",
-        provider_type="twilio",
-        from_number="+5511987654321",
-        to_number="+14155552671",
-        actor=actor,
-    )
-    acme.position = services.app.commit(chat, call)
-    return str(chat.id), str(call.id)
 
 
 def attack(scene: Scene, role: str, operation: tuple[str, str], where: str) -> Any:

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from litestar.testing import TestClient
 
-from domain.call import Call
-from domain.conversation import Conversation
-from domain.values import Actor
 from tests.support.api import (
     Tenant,
     add_member,
     assert_problem,
     cheap_hashing,  # noqa: F401 - a fixture, used by pytestmark
     register,
+    talk_to,
 )
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -141,38 +139,6 @@ def test_every_kind_of_aggregate_of_the_organization_can_be_read(
     assert kinds[call]["state"]["seen_callbacks"] == ["cb-1"]
     for body in kinds.values():
         assert not [k for k in body["state"] if k.startswith("_")], body["type"]
-
-
-def talk_to(services: Any, tenant: Tenant, lead: str) -> tuple[str, str]:
-    """A conversation and a call of the lead, recorded as the webhooks would."""
-    org = UUID(tenant.organization_id)
-    actor = Actor(kind="provider", id="business_api")
-    chat = Conversation.start(
-        organization_id=org,
-        lead_id=UUID(lead),
-        channel="whatsapp",
-        contact="+5511987654321",
-        actor=actor,
-    )
-    chat.receive(
-        provider_message_id="wamid.1",
-        provider_type="business_api",
-        text="hello",
-        sent_at=datetime.now(UTC),
-        actor=actor,
-    )
-    call = Call.start(
-        organization_id=org,
-        lead_id=UUID(lead),
-        direction="inbound",
-        provider_type="twilio",
-        from_number="+5511987654321",
-        to_number="+14155552671",
-        actor=actor,
-    )
-    call.progress("ringing", actor=actor, provider_event_id="cb-1")
-    tenant.position = services.app.commit(chat, call)
-    return str(chat.id), str(call.id)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.testing import TestClient
 
 from application.ports import UserRecord
+from domain.call import Call
+from domain.conversation import Conversation
 from domain.organization import Organization
 from domain.values import Actor, Role
 
@@ -220,3 +222,35 @@ class CheapHasher:
 def cheap_hashing(services: Any) -> None:
     """For suites that register many organizations but do not test hashing itself."""
     services.hasher = CheapHasher()
+
+
+def talk_to(services: Any, tenant: Tenant, lead: str, text: str = "hello") -> tuple[str, str]:
+    """A conversation and a call of the lead, recorded as the webhooks would."""
+    org = UUID(tenant.organization_id)
+    actor = Actor(kind="provider", id="business_api")
+    chat = Conversation.start(
+        organization_id=org,
+        lead_id=UUID(lead),
+        channel="whatsapp",
+        contact="+5511987654321",
+        actor=actor,
+    )
+    chat.receive(
+        provider_message_id="wamid.1",
+        provider_type="business_api",
+        text=text,
+        sent_at=datetime.now(UTC),
+        actor=actor,
+    )
+    call = Call.start(
+        organization_id=org,
+        lead_id=UUID(lead),
+        direction="inbound",
+        provider_type="twilio",
+        from_number="+5511987654321",
+        to_number="+14155552671",
+        actor=actor,
+    )
+    call.progress("ringing", actor=actor, provider_event_id="cb-1")
+    tenant.position = services.app.commit(chat, call)
+    return str(chat.id), str(call.id)
