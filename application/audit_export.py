@@ -121,10 +121,19 @@ class Chain:
         self.count = 0
 
     def line(self, record: Mapping[str, Any]) -> bytes:
+        """canonical({**record, prev_hash, hash}) + newline, serialised once: the keys sorting
+        before "hash" and those after it are two canonical objects whose join is the hashed
+        text, and with `"hash":…` between them the line."""
         unsealed = {**record, "prev_hash": self.last_hash}
-        self.last_hash = link(self.last_hash, unsealed)
+        head = canonical({k: v for k, v in unsealed.items() if k < "hash"})
+        tail = canonical({k: v for k, v in unsealed.items() if k > "hash"})
         self.count += 1
-        return canonical({**unsealed, "hash": self.last_hash}) + b"\n"
+        if head == b"{}" or tail == b"{}" or "hash" in unsealed:  # not an event record
+            self.last_hash = link(self.last_hash, unsealed)
+            return canonical({**unsealed, "hash": self.last_hash}) + b"\n"
+        hashed = head[:-1] + b"," + tail[1:]
+        self.last_hash = hashlib.sha256(self.last_hash.encode("ascii") + hashed).hexdigest()
+        return head[:-1] + b',"hash":"' + self.last_hash.encode("ascii") + b'",' + tail[1:] + b"\n"
 
     def trailer(
         self, *, since: str | None, until: str | None, types: list[str], up_to: int

@@ -36,6 +36,7 @@ from application.store import CrmApplication
 from bench.common import (
     Results,
     Scale,
+    drive,
     fmt,
     latency_line,
     ms,
@@ -152,45 +153,6 @@ class Workload:
             },
             actor=ACTOR,
         )
-
-
-def drive(
-    threads: int, seconds: float, step: Callable[[int, int], None]
-) -> tuple[int, float, list[float]]:
-    """`step(thread, i)` from each thread until the deadline: (commands, seconds, latencies)."""
-    counts = [0] * threads
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads + 1)
-    box: dict[str, float] = {}
-
-    def work(k: int) -> None:
-        try:
-            start.wait()
-            deadline, i = box["deadline"], 0
-            while counts[k] < 100_000:
-                t0 = time.perf_counter()
-                if t0 >= deadline:
-                    break
-                step(k, i)
-                i += 1
-                latencies[k].append(time.perf_counter() - t0)
-                counts[k] += 1
-        except BaseException as error:
-            errors.append(error)
-
-    pool = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(threads)]
-    for t in pool:
-        t.start()
-    box["deadline"] = time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    start.wait()
-    for t in pool:
-        t.join(timeout=seconds + 60)
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return sum(counts), elapsed, [x for lat in latencies for x in lat]
 
 
 @dataclass

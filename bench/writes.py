@@ -26,6 +26,7 @@ from bench.common import (
     CpuMeter,
     Results,
     Scale,
+    drive,
     dsn,
     fmt,
     latency_line,
@@ -192,43 +193,14 @@ def library_loop(
     """Each thread moves its own leads and writes each move with `write`; return rate, latencies."""
     per = max(1, len(fixture.leads) // threads)
     shares = [fixture.leads[k * per : (k + 1) * per] for k in range(threads)]
-    counts = [0] * threads
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads + 1)
-    box: dict[str, float] = {}
 
-    def work(k: int) -> None:
-        try:
-            start.wait()
-            deadline = box["deadline"]
-            mine = shares[k]
-            i = 0
-            while True:
-                t0 = time.perf_counter()
-                if t0 >= deadline or counts[k] >= 100_000:
-                    break
-                lead = mine[i % len(mine)]
-                i += 1
-                fixture.flip(lead)
-                write(lead)
-                latencies[k].append(time.perf_counter() - t0)
-                counts[k] += 1
-        except BaseException as error:
-            errors.append(error)
+    def step(k: int, i: int) -> None:
+        lead = shares[k][i % len(shares[k])]
+        fixture.flip(lead)
+        write(lead)
 
-    pool = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(threads)]
-    for t in pool:
-        t.start()
-    box["deadline"] = time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    start.wait()
-    for t in pool:
-        t.join(timeout=seconds + 60)
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return sum(counts) / elapsed, [x for lat in latencies for x in lat]
+    count, elapsed, latencies = drive(threads, seconds, step)
+    return count / elapsed, latencies
 
 
 # --------------------------------------------------------------------------- (a)

@@ -13,6 +13,8 @@ as associated data, so a token copied under another subject does not open.
 
 Opened keys are cached in the process for `ttl` seconds (and dropped at once when this process
 erases): another process may still open a just-erased subject's values until its entry expires.
+The cache holds at most `cache_size` keys: projectors and exports fetch a batch's keys in one
+query, so a small cache costs little and keeps a long export's memory flat.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class SubjectKeyring:
         wrapper: KeyWrapper,
         *,
         ttl: float = 30.0,
-        cache_size: int = 200_000,
+        cache_size: int = 20_000,
     ) -> None:
         self._engine = engine
         self._wrapper = wrapper

@@ -19,6 +19,7 @@ from application.audit_export import (
     canonical,
     event_record,
     genesis,
+    link,
     verify,
 )
 from domain.security import SecurityIncident
@@ -169,3 +170,27 @@ def test_an_event_becomes_a_line_with_its_actor_origin_and_json_safe_data() -> N
     assert record["time"].endswith("+00:00")
     assert record["data"] == {"kind": "login_failed", "details": event.details}
     assert json.loads(canonical(record)) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(
+        st.dictionaries(
+            st.one_of(st.text(max_size=12), st.sampled_from(["hash", "ip", "data", "h"])),
+            st.one_of(st.none(), st.integers(), st.text(max_size=20), st.booleans()),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_line_is_exactly_the_canonical_json_of_its_record_prev_hash_and_hash(
+    records: list[dict[str, Any]],
+) -> None:
+    chain = Chain(ORG)
+    for record in records:
+        prev = chain.last_hash
+        line = chain.line(record)
+        unsealed = {**record, "prev_hash": prev}
+        assert chain.last_hash == link(prev, unsealed)
+        assert line == canonical({**unsealed, "hash": chain.last_hash}) + b"\n"
