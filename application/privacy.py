@@ -34,6 +34,7 @@ from domain.lead import Lead
 from domain.values import email as clean_email
 from projections.analytics_tables import rm_analytics_leads
 from projections.audit import rm_audit_events
+from projections.base import event_data, jsonable
 from projections.calls import rm_calls
 from projections.conversations import rm_conversations, rm_messages
 from projections.leads import rm_leads
@@ -164,24 +165,15 @@ def _conversation(app: CrmApplication, cid: UUID, org: UUID) -> Conversation | N
 # --------------------------------------------------------------------------- export
 
 
-def _jsonable(value: Any) -> Any:
-    return msgspec.to_builtins(value, str_keys=True, enc_hook=str)
-
-
 def _event(aggregate_type: str, event: Any) -> dict[str, Any]:
-    data = {
-        k: val
-        for k, val in vars(event).items()
-        if not k.startswith("originator_") and k not in ("timestamp", "organization_id", "actor")
-    }
     return {
         "aggregate_type": aggregate_type,
         "aggregate_id": str(event.originator_id),
         "version": event.originator_version,
         "type": type(event).__qualname__,
         "time": event.timestamp.astimezone(UTC).isoformat(),
-        "actor": _jsonable(getattr(event, "actor", None)),
-        "data": _jsonable(data),
+        "actor": jsonable(getattr(event, "actor", None)),
+        "data": jsonable(event_data(event)),
     }
 
 
@@ -221,7 +213,7 @@ def _rows(
         rows = conn.execute(
             sa.select(table).where(table.c.organization_id == org, sa.or_(*conditions))
         ).mappings()
-        found = [_jsonable(dict(row)) for row in rows]
+        found = [jsonable(dict(row)) for row in rows]
         if found:
             out[table.name] = found
     return out
@@ -279,5 +271,5 @@ def _state(lead: Lead) -> dict[str, Any]:
     state = {k: val for k, val in vars(lead).items() if not k.startswith("_")}
     state["id"] = lead.id
     state["version"] = lead.version
-    result: dict[str, Any] = _jsonable(state)
+    result: dict[str, Any] = jsonable(state)
     return result
