@@ -19,6 +19,7 @@ from interfaces.services import Services
 from projections.base import metadata
 from projections.registry import all_projectors
 from projections.runner import positions
+from tests.application.test_conversations import whatsapp
 from tests.application.test_handlers import owner_of
 from tests.projections import test_runner
 from tests.projections.test_runner import dump, rebuild_all, runner_for
@@ -43,14 +44,7 @@ Tables = dict[str, list[tuple[Any, ...]]]
 
 
 def _setup(services: Services, ctx: Ctx) -> None:
-    whatsapp = integrations.WhatsAppSetup(
-        provider="business_api",
-        phone_number_id="1065",
-        access_token="a",
-        app_secret="b",
-        verify_token="c",
-    )
-    integrations.setup_provider(services.app, services.secret_box, "whatsapp", whatsapp, ctx)
+    whatsapp(services, ctx)
     voip = integrations.VoipSetup(
         provider="twilio", account_sid="AC1", auth_token="t", numbers=[OURS]
     )
