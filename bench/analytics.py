@@ -33,9 +33,9 @@ from uuid import UUID, uuid4
 import psycopg
 from eventsourcing.domain import CanCreateTimestamp
 
-from application import analytics as q
-from application import analytics_report as custom
-from application import analytics_team as team_q
+from application.analytics import queries as q
+from application.analytics import report as custom
+from application.analytics import team as team_q
 from application.store import CrmApplication
 from bench.catchup import _read_only, reset, timed_catch_up
 from bench.common import (

@@ -38,9 +38,9 @@ from uuid import UUID
 
 import psycopg
 
-from application.audit import PAGE, ExportFilters, ExportLines, start_export
-from application.audit_export import verify
-from application.organizations import organization_exists
+from application.audit.chain import verify
+from application.audit.export import PAGE, ExportFilters, ExportLines, start_export
+from application.identity.organizations import organization_exists
 from bench.analytics import write_history
 from bench.catchup import timed_catch_up
 from bench.common import CpuMeter, Results, Scale, dsn, fmt, say, scratch_db, settings_for

@@ -23,7 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from application import queries
+from application.leads import queries
 from bench.common import Results, Scale, dsn, latency_line, ms, pct, say, scratch_db, settings_for
 from bench.server import HttpConnection, crm_server, register
 from interfaces.database import make_engine

@@ -20,7 +20,7 @@ from uuid import uuid4
 
 import httpx
 
-from application import queries
+from application.leads import queries
 from application.store import CrmApplication
 from bench.common import Results, Scale, latency_line, ms, pct, say, scratch_db, settings_for
 from bench.server import HttpConnection, capture, crm_server, register

@@ -35,8 +35,8 @@ def audit_export(
     """Write every stored event of one organization, in log order, straight from the log."""
     from rich.progress import Progress
 
-    from application.audit import ExportLines, parse_filters, start_export
-    from application.organizations import organization_exists
+    from application.audit.export import ExportLines, parse_filters, start_export
+    from application.identity.organizations import organization_exists
     from domain.errors import InvalidValueError
     from domain.values import Actor
     from interfaces.cli import _database_errors, _settings
@@ -87,7 +87,7 @@ def _who() -> str:
 @click.argument("file", type=click.File("rb"))
 def audit_verify(file: BinaryIO) -> None:
     """Recompute the hash chain of an export offline; name the first line that breaks it."""
-    from application.audit_export import ChainBrokenError, verify
+    from application.audit.chain import ChainBrokenError, verify
 
     try:
         verified = verify(file)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from application import integrations, leads
-from application.accounts import Register, register
 from application.context import Ctx
+from application.conversations import integrations
+from application.identity.accounts import Register, register
+from application.leads import commands as leads
 from domain.values import Actor, Role
 from interfaces.services import Services
 

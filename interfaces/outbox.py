@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from application.outbox import Dispatcher
+from application.conversations.outbox import Dispatcher
 from projections.base import Envelope
 from projections.outbox import OutboxProjector
 from projections.runner import AfterBatch

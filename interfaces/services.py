@@ -10,8 +10,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from application.conversations.providers import ProviderFactory, SecretBox
 from application.ports import Mailer
-from application.providers import ProviderFactory, SecretBox
 from application.store import CrmApplication
 from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine
@@ -80,7 +80,7 @@ class Services:
 
     def find_lead_by_phone(self, organization_id: UUID, phone: str) -> UUID | None:
         """A lead of the organization whose phone is this E.164 number (the oldest first)."""
-        from application.conversations import lead_by_phone
+        from application.conversations.messages import lead_by_phone
 
         with self.reading(organization_id) as conn:
             return lead_by_phone(conn, organization_id, phone)

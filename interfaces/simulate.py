@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import click
 import httpx
 
-from application.integrations import credentials
+from application.conversations.integrations import credentials
 from domain.integrations import WHATSAPP
 from interfaces.services import Services
 

@@ -1,8 +1,9 @@
 """The outbox: one row per recorded send (a WhatsApp message, an outbound call) to deliver.
 
-Not a read model for people but the work queue of the outbox dispatcher (application/outbox.py),
-fed by the projector in log order, so a send recorded as an event is never lost: the row exists
-once the projector passed the event, whatever crashed in between.
+Not a read model for people but the work queue of the outbox dispatcher
+(application/conversations/outbox.py), fed by the projector in log order, so a send recorded as
+an event is never lost: the row exists once the projector passed the event, whatever crashed in
+between.
 
 Row life: `pending` → claimed (`sending`, attempts + 1, a claim token, `next_attempt_at` moved to
 the end of the claim's lease) → `done`, or back to `pending` with a later `next_attempt_at`, or

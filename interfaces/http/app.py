@@ -10,30 +10,33 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from interfaces.http.analytics import AnalyticsController
-from interfaces.http.api_keys import ApiKeyController
-from interfaces.http.audit import AuditController
-from interfaces.http.auth import AuthController
+from interfaces.http.analytics.reports import AnalyticsController
+from interfaces.http.audit.audit import AuditController
+from interfaces.http.audit.privacy import PrivacyController
 from interfaces.http.common import refuse_nul_characters
-from interfaces.http.communications import (
+from interfaces.http.conversations.communications import (
     ConversationCommandController,
     LeadCommunicationController,
 )
+from interfaces.http.conversations.inbox import InboxController
+from interfaces.http.conversations.integrations import IntegrationController
+from interfaces.http.conversations.webhooks import WebhookController
 from interfaces.http.headers import cors_config, security_headers
 from interfaces.http.health import health
-from interfaces.http.inbox import InboxController
-from interfaces.http.integrations import IntegrationController
-from interfaces.http.leads import LeadController
+from interfaces.http.identity.api_keys import ApiKeyController
+from interfaces.http.identity.auth import AuthController
+from interfaces.http.identity.organizations import (
+    OrganizationAccessController,
+    OrganizationController,
+)
+from interfaces.http.identity.users import UserController
+from interfaces.http.leads.leads import LeadController
+from interfaces.http.leads.pipeline import PipelineController
 from interfaces.http.openapi import document_problems
-from interfaces.http.organizations import OrganizationAccessController, OrganizationController
-from interfaces.http.pipeline import PipelineController
-from interfaces.http.privacy import PrivacyController
 from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
-from interfaces.http.users import UserController
-from interfaces.http.webhooks import WebhookController
 from interfaces.logs import configure_logging
 from interfaces.services import Services, build_services
 from interfaces.settings import load_settings

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import ValidationException
 
-from application import audit
+from application.audit import export as audit
 from domain.errors import InvalidValueError
 from interfaces.services import Services
 

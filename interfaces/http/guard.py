@@ -26,11 +26,16 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
-from application.api_keys import InvalidApiKeyError, UsageRecorder, looks_like_key, verify_key
 from application.context import Ctx
-from application.organizations import organization_exists, role_in
+from application.identity.api_keys import (
+    InvalidApiKeyError,
+    UsageRecorder,
+    looks_like_key,
+    verify_key,
+)
+from application.identity.incidents import record_incident
+from application.identity.organizations import organization_exists, role_in
 from application.permissions import OWN_LEADS_ONLY, Permission, allows, key_allows
-from application.security import record_incident
 from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.values import Actor, Role

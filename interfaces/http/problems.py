@@ -11,9 +11,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from application.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
-from application.providers import ProviderError
-from application.security import record_incident
+from application.conversations.providers import ProviderError
+from application.identity.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
+from application.identity.incidents import record_incident
 from domain.conversation import WindowClosedError
 from domain.errors import (
     DomainError,

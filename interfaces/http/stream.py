@@ -32,7 +32,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.context import Ctx
-from application.organizations import role_in
+from application.identity.organizations import role_in
 from application.permissions import Permission, allows
 from domain.errors import NotFoundError
 from domain.organization import Organization

@@ -1,4 +1,4 @@
-"""Outbound provider adapters: they implement the ports of `application.providers`.
+"""Outbound provider adapters: they implement the ports of `application.conversations.providers`.
 
 Every adapter turns a failure into `ProviderError`, translated once here: timeouts, connection
 errors, 408, 429 and 5xx are retryable (the outbox backs off and tries again); any other 4xx is
@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from application.providers import Credentials, ProviderError
+from application.conversations.providers import Credentials, ProviderError
 
 #: reads (message, code) out of a provider's error body (already JSON-decoded, or None)
 ErrorReader = Callable[[Any], tuple[str | None, str | None]]

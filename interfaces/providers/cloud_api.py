@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from application.providers import (
+from application.conversations.providers import (
     BUSINESS_API,
     Credentials,
     MessageAccepted,

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from application.providers import ProviderError
+from application.conversations.providers import ProviderError
 
 
 def refusal(url: str, allow_private: bool) -> str | None:

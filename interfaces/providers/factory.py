@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from application.providers import (
+from application.conversations.providers import (
     BUSINESS_API,
     TELNYX,
     TWILIO,

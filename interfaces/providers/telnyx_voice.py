@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from application.providers import TELNYX, CallAccepted, Credentials, OutboundCall
+from application.conversations.providers import TELNYX, CallAccepted, Credentials, OutboundCall
 from interfaces.providers import bad_response, exchange, secret, setting
 
 API = "https://api.telnyx.com/v2"

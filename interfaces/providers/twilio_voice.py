@@ -22,7 +22,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from application.providers import TWILIO, CallAccepted, Credentials, OutboundCall, ProviderError
+from application.conversations.providers import (
+    TWILIO,
+    CallAccepted,
+    Credentials,
+    OutboundCall,
+    ProviderError,
+)
 from interfaces.providers import is_retryable_status, secret, setting
 
 PROVIDER = "Twilio"

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from application.providers import (
+from application.conversations.providers import (
     WEB_BRIDGE,
     Credentials,
     MessageAccepted,

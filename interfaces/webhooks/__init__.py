@@ -2,7 +2,7 @@
 
 One module per provider. Each `verify_*` raises `errors.WebhookRejected` (401/403) and each
 `parse*` raises `errors.BadPayload` (400); routes translate both once. Parsers return the
-provider-neutral structs of `application.providers`.
+provider-neutral structs of `application.conversations.providers`.
 """
 
 from __future__ import annotations

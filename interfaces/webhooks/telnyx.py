@@ -20,7 +20,7 @@ import msgspec
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from application.providers import CallUpdate
+from application.conversations.providers import CallUpdate
 from interfaces.webhooks import header_value
 from interfaces.webhooks.errors import FORBIDDEN, MISSING, BadPayload, WebhookRejected
 

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
 
-from application.providers import CallUpdate
+from application.conversations.providers import CallUpdate
 from interfaces.webhooks.errors import FORBIDDEN, MISSING, BadPayload, WebhookRejected
 
 SIGNATURE_HEADER = "X-Twilio-Signature"

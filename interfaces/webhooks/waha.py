@@ -17,7 +17,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from application.providers import BridgeSessionUpdate, InboundMessage, MessageStatusUpdate
+from application.conversations.providers import (
+    BridgeSessionUpdate,
+    InboundMessage,
+    MessageStatusUpdate,
+)
 from interfaces.webhooks import header_value
 from interfaces.webhooks.errors import FORBIDDEN, MISSING, BadPayload, WebhookRejected
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from application.providers import InboundMessage, MessageStatusUpdate
+from application.conversations.providers import InboundMessage, MessageStatusUpdate
 from interfaces.webhooks.errors import FORBIDDEN, MISSING, BadPayload, WebhookRejected
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta: a webhook payload can be up to 3 MB

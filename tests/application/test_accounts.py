@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from application import accounts
+from application.identity import accounts
 from application.ports import UserRecord
 from domain.errors import InvalidValueError, LastAdminError
 from domain.organization import Organization

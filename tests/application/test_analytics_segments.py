@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from application.analytics import Period, segments
+from application.analytics.queries import Period, segments
 
 
 def days_of(grain: str, first: date, last: date) -> list[date]:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from application.audit_export import (
+from application.audit.chain import (
     EVENT_FIELDS,
     Chain,
     ChainBrokenError,

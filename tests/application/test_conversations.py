@@ -9,9 +9,10 @@ from uuid import UUID
 
 import pytest
 
-from application import calls, conversations, integrations
 from application.context import Ctx
-from application.providers import CallUpdate, InboundMessage, MessageStatusUpdate
+from application.conversations import calls, integrations
+from application.conversations import messages as conversations
+from application.conversations.providers import CallUpdate, InboundMessage, MessageStatusUpdate
 from domain.call import Call
 from domain.conversation import Conversation, WindowClosedError
 from domain.errors import InvalidValueError
@@ -120,7 +121,7 @@ def test_an_outbound_call_is_recorded_then_dialed_once_and_followed_by_its_callb
         provider="twilio", account_sid="AC1", auth_token="t", numbers=["+14155552671"]
     )
     integrations.setup_provider(services.app, services.secret_box, "voip", voip, ctx)
-    from application.leads import CaptureLead, capture_lead
+    from application.leads.commands import CaptureLead, capture_lead
 
     lead = capture_lead(services.app, CaptureLead(full_name="Ana", phone="+5511987654321"), ctx)
     queued = calls.place_call(services.app, lead.id, calls.PlaceCall(), ctx)
@@ -214,7 +215,7 @@ def test_a_web_bridge_sends_free_text_without_the_business_window(services: Serv
         hmac_key="h",
     )
     integrations.setup_provider(services.app, services.secret_box, "whatsapp", setup, ctx)
-    from application.leads import CaptureLead, capture_lead
+    from application.leads.commands import CaptureLead, capture_lead
 
     lead = capture_lead(services.app, CaptureLead(full_name="Ana", phone="+5511987654321"), ctx)
     sent = conversations.send_message(

@@ -9,8 +9,10 @@ from uuid import uuid4
 
 import pytest
 
-from application import accounts, leads, pipelines
 from application.context import Ctx
+from application.identity import accounts
+from application.leads import commands as leads
+from application.leads import pipelines
 from application.ports import UserRecord
 from domain.errors import NotFoundError, StageInUseError
 from domain.lead import Lead

@@ -8,10 +8,10 @@ from uuid import uuid4
 
 import pytest
 
-from application import accounts, api_keys
-from application import organizations as orgs
 from application.context import Ctx
-from application.organizations import AcceptInvitation, InviteMember
+from application.identity import accounts, api_keys
+from application.identity import organizations as orgs
+from application.identity.organizations import AcceptInvitation, InviteMember
 from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
 from domain.organization import InvitationExpiredError, Organization
 from domain.values import Actor, Role

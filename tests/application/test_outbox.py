@@ -12,12 +12,12 @@ from uuid import UUID
 import pytest
 import sqlalchemy as sa
 
-from application import leads
-from application.calls import PlaceCall, place_call
 from application.context import Ctx
-from application.conversations import MessageQueued, SendMessage, mark_sent, send_message
-from application.integrations import VoipSetup, WhatsAppSetup, setup_provider
-from application.outbox import OUTBOX_ACTOR, Dispatcher, RetryPolicy
+from application.conversations.calls import PlaceCall, place_call
+from application.conversations.integrations import VoipSetup, WhatsAppSetup, setup_provider
+from application.conversations.messages import MessageQueued, SendMessage, mark_sent, send_message
+from application.conversations.outbox import OUTBOX_ACTOR, Dispatcher, RetryPolicy
+from application.leads import commands as leads
 from domain.call import Call
 from domain.conversation import Conversation
 from interfaces.services import Services, build_services

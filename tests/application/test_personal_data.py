@@ -17,7 +17,12 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from application.leads import CaptureLead, ChangeLeadDetails, capture_lead, change_lead_details
+from application.leads.commands import (
+    CaptureLead,
+    ChangeLeadDetails,
+    capture_lead,
+    change_lead_details,
+)
 from application.personal_data import put_back, take_personal
 from domain.conversation import Conversation
 from domain.errors import VersionConflictError

@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from application import leads, pipelines
-from application.accounts import Register, register
 from application.context import Ctx
+from application.identity.accounts import Register, register
+from application.leads import commands as leads
+from application.leads import pipelines
 from domain.pipeline import Pipeline, default_pipeline_id
 from domain.values import Actor, Role
 from interfaces.cli import main

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from uuid import UUID
 
-from application.audit_export import canonical
+from application.audit.chain import canonical
 from tests.interfaces.test_cli import crm, ok, open_services, write_history
 
 

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from application import leads as cmds
 from application.context import Ctx
+from application.leads import commands as cmds
 from domain.call import Call
 from domain.conversation import Conversation
 from domain.errors import DomainError

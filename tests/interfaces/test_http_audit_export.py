@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from application.audit_export import ChainBrokenError, verify
+from application.audit.chain import ChainBrokenError, verify
 from tests.support.api import (
     Tenant,
     add_member,

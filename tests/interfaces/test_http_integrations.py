@@ -122,7 +122,7 @@ def test_changing_one_secret_keeps_the_others(client: TestClient[Any], services:
     setup(acme, "whatsapp", CLOUD)
     setup(acme, "whatsapp", {"provider": "business_api", "access_token": "rotated-token-0001"})
     org_id = UUID(acme.organization_id)
-    from application.integrations import credentials
+    from application.conversations.integrations import credentials
 
     creds = credentials(services.app, services.secret_box, org_id, "whatsapp")
     assert creds is not None
@@ -257,7 +257,7 @@ def test_a_provider_url_into_the_servers_own_network_is_refused(
                 problem = assert_problem(acme.post("/integrations/whatsapp/setup", json=body), 422)
                 assert problem["errors"][0]["field"] == "base_url"
             # a name that resolved elsewhere at setup is checked again before every request
-            from application.providers import Credentials, ProviderError
+            from application.conversations.providers import Credentials, ProviderError
 
             creds = Credentials(
                 organization_id=UUID(acme.organization_id),

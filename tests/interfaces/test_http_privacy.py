@@ -17,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from application import calls, conversations
-from application.audit_export import verify
-from application.providers import CallUpdate, InboundMessage
+from application.audit.chain import verify
+from application.conversations import calls
+from application.conversations import messages as conversations
+from application.conversations.providers import CallUpdate, InboundMessage
 from domain.privacy import ERASED
 from interfaces.services import Services
 from projections.registry import all_projectors

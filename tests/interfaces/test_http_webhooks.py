@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
-from application.conversations import CHANNEL, conversation_id, mark_sent
+from application.conversations.messages import CHANNEL, conversation_id, mark_sent
 from domain.call import Call
 from domain.conversation import Conversation
 from domain.values import Actor
@@ -301,7 +301,7 @@ def test_an_inbound_twilio_call_is_logged_once_and_ends_with_its_duration(
         assert post_twilio(client, services, status, answered).status_code == 200
     done = twilio_call(sid, "completed", E164, OUR_NUMBER, SequenceNumber="2", CallDuration="42")
     assert post_twilio(client, services, status, done).status_code == 200
-    from application.calls import inbound_call_id
+    from application.conversations.calls import inbound_call_id
 
     call = services.app.load(Call, inbound_call_id(UUID(org), "twilio", sid), UUID(org))
     assert (call.status, call.duration_seconds, call.outcome, call.version) == (
@@ -372,7 +372,7 @@ def test_telnyx_events_are_verified_with_ed25519_and_a_fresh_timestamp(
         **common,
     )
     assert client.post(url, content=hangup, headers=signer.headers(hangup)).status_code == 200
-    from application.calls import inbound_call_id
+    from application.conversations.calls import inbound_call_id
 
     org = UUID(acme.organization_id)
     found = services.app.load(Call, inbound_call_id(org, "telnyx", call), org)

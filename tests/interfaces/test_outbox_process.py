@@ -30,10 +30,11 @@ pytestmark = pytest.mark.slow
 RECORD_A_SEND = """
 import json, sys
 from datetime import UTC, datetime
-from application import accounts, leads
+from application.identity import accounts
+from application.leads import commands as leads
 from application.context import Ctx
-from application.conversations import SendMessage, send_message
-from application.integrations import WhatsAppSetup, setup_provider
+from application.conversations.messages import SendMessage, send_message
+from application.conversations.integrations import WhatsAppSetup, setup_provider
 from domain.values import Actor, Role
 from interfaces.services import build_services
 from interfaces.settings import load_settings

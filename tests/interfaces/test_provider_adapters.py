@@ -13,7 +13,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from application.providers import (
+from application.conversations.providers import (
     BUSINESS_API,
     TELNYX,
     TWILIO,

@@ -11,8 +11,8 @@ from uuid import UUID, uuid4
 from hypothesis import given
 from hypothesis import strategies as st
 
-from application.analytics import Period
-from application.analytics_team import ResponseTimes
+from application.analytics.queries import Period
+from application.analytics.team import ResponseTimes
 from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.organization import Organization

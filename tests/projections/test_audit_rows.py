@@ -14,10 +14,13 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from application import audit, leads, organizations, pipelines
-from application.accounts import Register, register
-from application.audit_export import ChainBrokenError, verify
+from application.audit import export as audit
+from application.audit.chain import ChainBrokenError, verify
 from application.context import Ctx
+from application.identity import organizations
+from application.identity.accounts import Register, register
+from application.leads import commands as leads
+from application.leads import pipelines
 from domain.errors import DomainError
 from domain.pipeline import Pipeline, default_pipeline_id
 from domain.values import Actor, Role

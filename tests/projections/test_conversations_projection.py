@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from application import inbox
+from application.conversations import inbox
 from domain.call import Call
 from domain.conversation import Conversation
 from domain.lead import Lead

@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from application import calls, conversations, integrations, leads
+from application.audit.privacy import EraseCommand, erase_person
 from application.context import Ctx
-from application.privacy import EraseCommand, erase_person
-from application.providers import CallUpdate, InboundMessage
+from application.conversations import calls, integrations
+from application.conversations import messages as conversations
+from application.conversations.providers import CallUpdate, InboundMessage
+from application.leads import commands as leads
 from domain.privacy import ERASED
 from interfaces.services import Services
 from projections.base import metadata

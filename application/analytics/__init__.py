@@ -1,0 +1,1 @@
+"""Analytics: pipeline, leads, team and communication figures, reports."""

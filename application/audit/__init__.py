@@ -1,0 +1,1 @@
+"""Audit and privacy: history export, aggregates as of a time, data rights."""

@@ -1,0 +1,1 @@
+"""Conversations and calls: messages, calls, inbox, outbox."""

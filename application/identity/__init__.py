@@ -1,0 +1,1 @@
+"""Identity and organizations: accounts, API keys, members, incidents."""

@@ -1,0 +1,1 @@
+"""Leads and pipeline: lead and stage commands, board and lead queries."""

@@ -1,0 +1,1 @@
+"""Routes of audit and privacy."""

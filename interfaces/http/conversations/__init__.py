@@ -1,0 +1,1 @@
+"""Routes of conversations and calls, and provider webhooks."""
