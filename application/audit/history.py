@@ -48,6 +48,22 @@ class AggregateAsOf(msgspec.Struct, frozen=True, omit_defaults=True):
     as_of: str | None = None
 
 
+def aggregate_history(
+    app: CrmApplication,
+    organization_id: UUID,
+    aggregate_id: UUID,
+    *,
+    kind: type[TenantAggregate] = TenantAggregate,
+) -> list[ProducingEvent]:
+    """Every stored event of the aggregate, oldest first, described as `aggregate_as_of` does.
+
+    `kind` narrows what counts as found: a lead route asked for a conversation's id says 404.
+    """
+    events = cast("list[Event]", list(app.events.get(aggregate_id)))
+    _created(events, aggregate_id, organization_id, kind)
+    return [_describe(event) for event in events]
+
+
 def aggregate_as_of(
     app: CrmApplication,
     organization_id: UUID,
@@ -55,17 +71,19 @@ def aggregate_as_of(
     *,
     version: int | None = None,
     at: datetime | None = None,
+    kind: type[TenantAggregate] = TenantAggregate,
 ) -> AggregateAsOf:
     """The aggregate at `version`, or as it was at time `at`, or (neither) as it is now.
 
-    NotFoundError for an unknown id, ForeignAggregateError for another organization's;
-    InvalidValueError for both selectors, a version it never had, or a time before it existed.
+    NotFoundError for an unknown id (or one of another kind), ForeignAggregateError for another
+    organization's; InvalidValueError for both selectors, a version it never had, or a time
+    before it existed.
     """
     # the store holds only aggregates' events: each has a timestamp and mutates its aggregate
     events = cast("list[Event]", list(app.events.get(aggregate_id)))
     # whose it is comes before what is asked of it: another organization's id is 404 (and
     # audited) whatever the selectors, exactly like an id that exists nowhere
-    aggregate = _created(events, aggregate_id, organization_id)
+    aggregate = _created(events, aggregate_id, organization_id, kind)
     target = _version_wanted(events, version, at)
     project_aggregate(aggregate, events[1:target])
     produced_by = events[target - 1]
@@ -81,11 +99,15 @@ def aggregate_as_of(
     )
 
 
-def _created(events: list[Event], aggregate_id: UUID, organization_id: UUID) -> TenantAggregate:
+def _created(
+    events: list[Event], aggregate_id: UUID, organization_id: UUID, kind: type[TenantAggregate]
+) -> TenantAggregate:
     """The aggregate at version 1, once it is known to be the caller's organization's."""
     first: object = project_aggregate(None, events[:1]) if events else None
-    if not isinstance(first, TenantAggregate):
-        raise NotFoundError("aggregate", aggregate_id)
+    if not isinstance(first, kind):
+        raise NotFoundError(
+            kind.__name__.lower() if kind is not TenantAggregate else "aggregate", aggregate_id
+        )
     if first.organization_id != organization_id:
         raise ForeignAggregateError("aggregate", aggregate_id, first.organization_id)
     return first

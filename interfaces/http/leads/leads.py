@@ -10,15 +10,14 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from application.context import Ctx, Written
+from application.audit import history
+from application.context import Written
 from application.leads import commands as cmds
 from application.leads import queries
 from application.permissions import Permission
-from domain.errors import InvalidValueError
 from domain.lead import Lead
 from interfaces.http.common import answer, parse_time, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
-from interfaces.services import Services
 
 READ = {"permission": Permission.LEADS_READ}
 WRITE = {"permission": Permission.LEADS_WRITE}
@@ -48,43 +47,11 @@ class ReopenBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stage_id: UUID | None = None
 
 
-class HistoryEvent(msgspec.Struct, frozen=True):
-    type: str
-    version: int
-    time: str
-    actor: dict[str, Any]
-    data: dict[str, Any]
-
-
 class LeadAsOf(msgspec.Struct, frozen=True):
     id: UUID
     version: int
     as_of: str
     state: dict[str, Any]
-
-
-def _jsonable(value: Any) -> Any:
-    return msgspec.to_builtins(value, str_keys=True, enc_hook=str)
-
-
-def _history(services: Services, ctx: Ctx, lead_id: UUID) -> list[HistoryEvent]:
-    services.app.load(Lead, lead_id, ctx.organization_id)
-    out = []
-    for e in services.app.events.get(lead_id):
-        data = {k: v for k, v in vars(e).items() if not k.startswith("originator_")}
-        actor = data.pop("actor", None)
-        for k in ("timestamp", "organization_id"):
-            data.pop(k, None)
-        out.append(
-            HistoryEvent(
-                type=type(e).__qualname__,
-                version=e.originator_version,
-                time=e.timestamp.isoformat(),
-                actor=_jsonable(actor) or {},
-                data=_jsonable(data),
-            )
-        )
-    return out
 
 
 class LeadController(Controller):
@@ -276,21 +243,13 @@ class LeadController(Controller):
         ctx: CtxDep,
         services: ServicesDep,
         at: FromQuery[str | None] = None,
-    ) -> list[HistoryEvent] | LeadAsOf:
+    ) -> list[history.ProducingEvent] | LeadAsOf:
         """The lead's stored events, or with `?at=` the lead as it was at that time."""
         moment = parse_time("at", at)
+        org = ctx.organization_id
         if moment is None:
-            return _history(services, ctx, lead_id)
-        services.app.load(Lead, lead_id, ctx.organization_id)
-        version = 0
-        for e in services.app.events.get(lead_id):
-            if e.timestamp <= moment:
-                version = e.originator_version
-        if version == 0:
-            raise InvalidValueError("at", "the lead did not exist yet at that time")
-        lead = services.app.load_as_of(lead_id, version=version)
-        assert lead is not None
-        state = {k: v for k, v in vars(lead).items() if not k.startswith("_")}
+            return history.aggregate_history(services.app, org, lead_id, kind=Lead)
+        lead = history.aggregate_as_of(services.app, org, lead_id, at=moment, kind=Lead)
         return LeadAsOf(
-            id=lead_id, version=version, as_of=moment.isoformat(), state=_jsonable(state)
+            id=lead_id, version=lead.version, as_of=moment.isoformat(), state=lead.state
         )
