@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
+from sqlalchemy import Connection
 
 
 class UserRecord(msgspec.Struct, frozen=True):
@@ -131,4 +133,26 @@ class PersonalDataCipher(Protocol):
 
     def settle(self, subjects: Iterable[tuple[UUID, UUID]], *, stored: bool) -> None:
         """Whether the commit that wrote `prepare`'s new keys succeeded."""
+        ...
+
+
+class ReadModels(Protocol):
+    """The projections' tables, for the use cases that read them (implemented in interfaces).
+
+    Read models lag the log: a use case that must see its organization's latest writes waits
+    for the projectors first (`wait_for`, read-your-writes).
+    """
+
+    def reading(self, organization_id: UUID) -> AbstractContextManager[Connection]:
+        """A read-only transaction that sees only this organization's rows (row-level security
+        on PostgreSQL); queries still filter by the organization themselves."""
+        ...
+
+    def internal(self, organization_id: UUID) -> AbstractContextManager[Connection]:
+        """A read-only transaction on the operational tables no tenant role reads (the outbox);
+        every query on it filters by the organization."""
+        ...
+
+    def wait_for(self, names: Iterable[str], position: int, timeout: float | None = None) -> bool:
+        """Block until the named projectors processed `position`; False on time-out."""
         ...

@@ -78,13 +78,6 @@ class Services:
             self._providers = HttpProviderFactory(allow_private=allow)
         return self._providers
 
-    def find_lead_by_phone(self, organization_id: UUID, phone: str) -> UUID | None:
-        """A lead of the organization whose phone is this E.164 number (the oldest first)."""
-        from application.conversations.messages import lead_by_phone
-
-        with self.reading(organization_id) as conn:
-            return lead_by_phone(conn, organization_id, phone)
-
     def start_projections(self) -> None:
         if self.runner is not None and not self._started:
             if self.settings.outbox:  # sends are delivered where their outbox rows are made
@@ -127,6 +120,13 @@ class Services:
                     sa.text("SELECT set_config('app.organization_id', :org, true)"),
                     {"org": str(organization_id)},
                 )
+            yield conn
+
+    @contextmanager
+    def internal(self, organization_id: UUID) -> Iterator[Connection]:
+        """A read-only connection on the operational tables (the outbox) that the tenant role
+        does not read; every query on it filters by `organization_id` itself."""
+        with self.engine.connect() as conn:
             yield conn
 
     def wait_for(self, names: Iterable[str], position: int, timeout: float | None = None) -> bool:

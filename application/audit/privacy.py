@@ -15,7 +15,7 @@ whose data still opens).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from application.context import Ctx
 from application.conversations.messages import CHANNEL, conversation_id
+from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.audit import PersonalDataExport
 from domain.conversation import Conversation
@@ -117,7 +118,7 @@ def _threads(conn: Connection, org: UUID, leads: list[UUID]) -> tuple[list[UUID]
 
 def erase_person(
     app: CrmApplication,
-    reading: Callable[[], Any],
+    read_models: ReadModels,
     ctx: Ctx,
     cmd: EraseCommand,
 ) -> Erased:
@@ -128,7 +129,7 @@ def erase_person(
     if len(legal_basis) > 500:
         raise InvalidValueError("legal_basis", "must be at most 500 characters")
     org = ctx.organization_id
-    with reading() as conn:
+    with read_models.reading(ctx.organization_id) as conn:
         _, leads = find_person(app, conn, ctx, cmd)
         conversations, _calls = _threads(conn, org, leads)
     cipher = app.personal_data.get()
@@ -221,17 +222,16 @@ def _rows(
 
 def export_person(
     app: CrmApplication,
-    reading: Callable[[], Any],
+    read_models: ReadModels,
     ctx: Ctx,
     query: PersonQuery,
     *,
     now: datetime,
-    internal: Callable[[], Any],
 ) -> dict[str, Any]:
     """One document of everything the organization holds about the person; the export is
     recorded first (who asked, how the person was matched, which leads)."""
     org = ctx.organization_id
-    with reading() as conn:
+    with read_models.reading(ctx.organization_id) as conn:
         matched_by, leads = find_person(app, conn, ctx, query)
         conversations, calls = _threads(conn, org, leads)
         found = {
@@ -240,7 +240,7 @@ def export_person(
             "call_id": set(calls),
         }
         rows = _rows(conn, org, found, PERSON_TABLES)
-    with internal() as conn:
+    with read_models.internal(org) as conn:
         rows |= _rows(conn, org, found, INTERNAL_TABLES)
     export = PersonalDataExport.make(
         organization_id=org, matched_by=matched_by, lead_ids=leads, actor=ctx.actor

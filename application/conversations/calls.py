@@ -12,8 +12,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 
 from application.context import Ctx
-from application.conversations.messages import LeadFinder, contact_lead, reachable_lead, retrying
+from application.conversations.messages import contact_lead, reachable_lead, retrying
 from application.conversations.providers import CallUpdate
+from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.call import Call
 from domain.errors import InvalidValueError, NotFoundError
@@ -96,7 +97,7 @@ def _rep_phone(raw: str | None) -> str | None:
 
 def record_call_update(
     app: CrmApplication,
-    find_lead: LeadFinder,
+    read_models: ReadModels,
     organization_id: UUID,
     provider_type: str,
     update: CallUpdate,
@@ -109,7 +110,7 @@ def record_call_update(
 
     def attempt() -> CallRecorded | None:
         call, lead = _call_for(
-            app, find_lead, organization_id, provider_type, update, call_id, actor
+            app, read_models, organization_id, provider_type, update, call_id, actor
         )
         if call is None:
             return None
@@ -123,7 +124,7 @@ def record_call_update(
 
 def _call_for(
     app: CrmApplication,
-    find_lead: LeadFinder,
+    read_models: ReadModels,
     organization_id: UUID,
     provider_type: str,
     update: CallUpdate,
@@ -149,7 +150,7 @@ def _call_for(
     if caller is None or callee is None:
         raise InvalidValueError("from", "an inbound call needs the caller's and our numbers")
     lead_id, lead = contact_lead(
-        app, find_lead, organization_id, caller, source="phone", name=None, actor=actor
+        app, read_models, organization_id, caller, source="phone", name=None, actor=actor
     )
     call = Call.start(
         id=cid,

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from application.context import Ctx
 from application.conversations.providers import InboundMessage, MessageStatusUpdate
+from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.conversation import Conversation
 from domain.errors import InvalidValueError, NotFoundError, RuleViolationError, VersionConflictError
@@ -38,9 +39,6 @@ SETUP_NAMES = {WHATSAPP: "WhatsApp", VOIP: "VoIP"}
 ATTEMPTS = 10
 
 T = TypeVar("T")
-
-#: finds a lead of an organization by its phone in E.164 (from the leads read model)
-LeadFinder = Callable[[UUID, str], UUID | None]
 
 
 class IntegrationMissingError(RuleViolationError):
@@ -157,7 +155,7 @@ def _erased(app: CrmApplication, lead_id: UUID, organization_id: UUID) -> bool:
 
 def contact_lead(
     app: CrmApplication,
-    find_lead: LeadFinder,
+    read_models: ReadModels,
     organization_id: UUID,
     phone: str,
     *,
@@ -172,7 +170,8 @@ def contact_lead(
     again: after an erasure the number's next lead id is derived from the erased one, so the
     same number starts a new subject (a new data key), again the same for concurrent webhooks.
     """
-    found = find_lead(organization_id, phone)
+    with read_models.reading(organization_id) as conn:
+        found = lead_by_phone(conn, organization_id, phone)
     if found is not None and not _erased(app, found, organization_id):
         return found, None
     lead_id = contact_lead_id(organization_id, source, phone)
@@ -191,7 +190,7 @@ def contact_lead(
 
 def receive_message(
     app: CrmApplication,
-    find_lead: LeadFinder,
+    read_models: ReadModels,
     organization_id: UUID,
     provider_type: str,
     message: InboundMessage,
@@ -208,7 +207,7 @@ def receive_message(
         if conversation is None or conversation.erased:
             lead_id, lead = contact_lead(
                 app,
-                find_lead,
+                read_models,
                 organization_id,
                 phone,
                 source="whatsapp",

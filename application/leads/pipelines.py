@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from uuid import UUID
 
 import msgspec
 
 from application.context import Ctx, Written
+from application.leads.queries import lead_ids_in_stage
+from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.errors import StageInUseError
 from domain.lead import Lead
@@ -84,12 +85,16 @@ def remove_stage(
     stage_id: UUID,
     move_leads_to: UUID | None,
     ctx: Ctx,
-    leads_in_stage: Callable[[UUID, UUID], list[UUID]],
+    read_models: ReadModels,
 ) -> StageWritten:
     """Remove a stage; its leads move to `move_leads_to` in the same transaction."""
     pipeline = _pipeline(app, ctx)
     pipeline.remove_stage(stage_id, leads_moved_to=move_leads_to, actor=ctx.actor)
-    lead_ids = leads_in_stage(ctx.organization_id, stage_id)
+    org = ctx.organization_id
+    # the leads read model must have seen every event before it is trusted with who is where
+    read_models.wait_for(["leads"], app.recorder.max_notification_id() or 0)
+    with read_models.reading(org) as conn:
+        lead_ids = lead_ids_in_stage(conn, org, stage_id)
     if lead_ids and move_leads_to is None:
         raise StageInUseError(f"stage {stage_id} holds {len(lead_ids)} leads: give move_leads_to")
     leads = [app.load(Lead, i, ctx.organization_id) for i in lead_ids]

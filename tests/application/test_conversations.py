@@ -44,7 +44,7 @@ def inbound(wamid: str, sender: str = "5511987654321", at: datetime = NOW) -> In
 def receive(services: Services, ctx: Ctx, message: InboundMessage) -> conversations.Received:
     return conversations.receive_message(
         services.app,
-        services.find_lead_by_phone,
+        services,
         ctx.organization_id,
         "business_api",
         message,
@@ -133,7 +133,7 @@ def test_an_outbound_call_is_recorded_then_dialed_once_and_followed_by_its_callb
         update = CallUpdate("CA1", f"CA1:{status}", status, NOW)
         calls.record_call_update(
             services.app,
-            services.find_lead_by_phone,
+            services,
             org,
             "twilio",
             update,
@@ -143,7 +143,7 @@ def test_an_outbound_call_is_recorded_then_dialed_once_and_followed_by_its_callb
     ended = CallUpdate("CA1", "CA1:end", "ended", NOW, duration_seconds=30, outcome="completed")
     calls.record_call_update(
         services.app,
-        services.find_lead_by_phone,
+        services,
         org,
         "twilio",
         ended,
@@ -163,7 +163,7 @@ def test_a_call_placed_outside_the_crm_is_not_logged(services: Services) -> None
     )
     recorded = calls.record_call_update(
         services.app,
-        services.find_lead_by_phone,
+        services,
         ctx.organization_id,
         "twilio",
         update,
@@ -238,7 +238,7 @@ def test_a_recording_reported_before_the_hangup_keeps_the_real_end(services: Ser
     def record(update: CallUpdate) -> calls.CallRecorded | None:
         return calls.record_call_update(
             services.app,
-            services.find_lead_by_phone,
+            services,
             ctx.organization_id,
             "telnyx",
             update,

@@ -116,12 +116,9 @@ def test_removing_a_stage_moves_its_leads_in_the_same_transaction(services: Serv
         for i in range(3)
     ]
 
-    def in_stage(org: object, stage: object) -> list[object]:
-        return [i for i in ids if services.app.load(Lead, i, ctx.organization_id).stage_id == stage]
-
     with pytest.raises(StageInUseError):
-        pipelines.remove_stage(services.app, contact.id, None, ctx, in_stage)  # type: ignore[attr-defined, arg-type]
-    written = pipelines.remove_stage(services.app, contact.id, proposal.id, ctx, in_stage)  # type: ignore[attr-defined, arg-type]
+        pipelines.remove_stage(services.app, contact.id, None, ctx, services)  # type: ignore[attr-defined]
+    written = pipelines.remove_stage(services.app, contact.id, proposal.id, ctx, services)  # type: ignore[attr-defined]
     assert written.position > 0
     assert all(services.app.load(Lead, i, ctx.organization_id).stage_id == proposal.id for i in ids)  # type: ignore[attr-defined]
     assert len(stages(services, ctx)) == 5

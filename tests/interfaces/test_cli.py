@@ -79,7 +79,7 @@ def write_history(services: Services) -> int:
     demo_call = pipelines.UpdateStage("Demo call", "#abcdef", win_probability=60)
     pipelines.update_stage(app, extra.stage_id, demo_call, ctx)
     pipelines.reorder_stages(app, [extra.stage_id, *stage_ids, spare.stage_id], ctx)
-    pipelines.remove_stage(app, spare.stage_id, None, ctx, lambda _o, _s: [])
+    pipelines.remove_stage(app, spare.stage_id, None, ctx, services)
     ids: list[UUID] = []
     for n in range(6):
         capture = leads.CaptureLead(f"Lead {n}", company=f"Co {n}", estimated_value=Decimal(n))

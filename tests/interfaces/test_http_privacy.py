@@ -90,7 +90,7 @@ def _person(services: Services, owner: Tenant) -> UUID:
     _wait(owner)  # the webhook finds the lead by its number in the leads model
     received = conversations.receive_message(
         services.app,
-        services.find_lead_by_phone,
+        services,
         org,
         "business_api",
         InboundMessage(
@@ -110,7 +110,7 @@ def _person(services: Services, owner: Tenant) -> UUID:
         "CA-privacy", "CA-privacy:1", "ringing", _now(), "inbound", PHONE, "+14155552671"
     )
     recorded = calls.record_call_update(
-        services.app, services.find_lead_by_phone, org, "twilio", update, actor=PROVIDER
+        services.app, services, org, "twilio", update, actor=PROVIDER
     )
     assert recorded is not None
     owner.position = max(owner.position, recorded.position)
@@ -264,7 +264,7 @@ def test_the_same_number_writing_after_an_erasure_starts_a_new_person(
     org = UUID(owner.organization_id)
     again = conversations.receive_message(
         services.app,
-        services.find_lead_by_phone,
+        services,
         org,
         "business_api",
         InboundMessage(
@@ -283,9 +283,7 @@ def test_the_same_number_writing_after_an_erasure_starts_a_new_person(
     update = CallUpdate(
         "CA-after", "CA-after:1", "ringing", _now(), "inbound", PHONE, "+14155552671"
     )
-    call = calls.record_call_update(
-        services.app, services.find_lead_by_phone, org, "twilio", update, actor=PROVIDER
-    )
+    call = calls.record_call_update(services.app, services, org, "twilio", update, actor=PROVIDER)
     assert call is not None and call.lead_id == again.lead_id
     # the new person's key is not the old one's: the old lead stays erased
     assert owner.get(f"/crm/leads/{lead_id}").json()["full_name"] == ERASED

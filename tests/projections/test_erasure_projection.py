@@ -68,7 +68,7 @@ def _message(
         contact_name=name,
     )
     return conversations.receive_message(
-        services.app, services.find_lead_by_phone, org, "business_api", message, actor=PROVIDER
+        services.app, services, org, "business_api", message, actor=PROVIDER
     )
 
 
@@ -85,9 +85,7 @@ def _inbound_call(services: Services, org: UUID, call: str, phone: str) -> None:
             outcome="completed" if status == "ended" else None,
             **extra,
         )
-        calls.record_call_update(
-            services.app, services.find_lead_by_phone, org, "twilio", update, actor=TWILIO
-        )
+        calls.record_call_update(services.app, services, org, "twilio", update, actor=TWILIO)
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def _rebuilt(services: Services, batch: int) -> Tables:
 def _erase(services: Services, ctx: Ctx, lead_id: UUID) -> None:
     erased = erase_person(
         services.app,
-        lambda: services.reading(ctx.organization_id),
+        services,
         ctx,
         EraseCommand(lead_id=lead_id, legal_basis="LGPD art. 18, VI"),
     )

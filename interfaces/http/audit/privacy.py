@@ -39,14 +39,7 @@ class PrivacyController(Controller):
         leads and of their conversations and calls (opened), and every read-model row about
         them. The export itself is recorded (who, how the person was matched, which leads)."""
         headers = read_after(services, request, *MODELS)
-        document = privacy.export_person(
-            services.app,
-            lambda: services.reading(ctx.organization_id),
-            ctx,
-            data,
-            now=datetime.now(UTC),
-            internal=services.engine.connect,
-        )
+        document = privacy.export_person(services.app, services, ctx, data, now=datetime.now(UTC))
         return Response(document, headers=headers)
 
     @post("/erase", opt=MANAGE, sync_to_thread=True, status_code=200, operation_id="privacyErase")
@@ -63,6 +56,4 @@ class PrivacyController(Controller):
         append-only. Recorded as `Lead.PersonalDataErased` with who, when and `legal_basis`.
         Repeating it is harmless; a later message from the same number starts a new person."""
         read_after(services, request, *MODELS)
-        return privacy.erase_person(
-            services.app, lambda: services.reading(ctx.organization_id), ctx, data
-        )
+        return privacy.erase_person(services.app, services, ctx, data)

@@ -400,7 +400,7 @@ def _record_messages(
         messages,
         lambda m: conversations.receive_message(
             services.app,
-            services.find_lead_by_phone,
+            services,
             organization_id,
             provider_type,
             m,
@@ -431,7 +431,7 @@ def _record_call(
         [update],
         lambda u: calls.record_call_update(
             services.app,
-            services.find_lead_by_phone,
+            services,
             organization_id,
             provider_type,
             u,

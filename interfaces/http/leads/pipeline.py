@@ -101,14 +101,7 @@ class PipelineController(Controller):
         move_leads_to: FromQuery[UUID | None] = None,
     ) -> StageWrittenOut:
         """Remove a stage; a stage holding leads needs `move_leads_to`."""
-
-        def leads_in_stage(org: UUID, stage: UUID) -> list[UUID]:
-            # make sure the leads read model has seen every event before trusting it
-            services.wait_for(["leads"], services.app.recorder.max_notification_id() or 0)
-            with services.reading(org) as conn:
-                return queries.lead_ids_in_stage(conn, org, stage)
-
-        return _out(cmds.remove_stage(services.app, stage_id, move_leads_to, ctx, leads_in_stage))
+        return _out(cmds.remove_stage(services.app, stage_id, move_leads_to, ctx, services))
 
     @get("/board", opt=READ, sync_to_thread=True, operation_id="board")
     def board(
