@@ -24,7 +24,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy domain application
+	$(VENV)/bin/mypy domain application projections interfaces
 	$(VENV)/bin/lint-imports
 
 test: lint

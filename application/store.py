@@ -12,7 +12,7 @@ import copy
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -31,6 +31,14 @@ from domain.errors import ForeignAggregateError, NotFoundError, VersionConflictE
 from domain.values import Actor
 
 A = TypeVar("A", bound=TenantAggregate)
+
+
+class TenantRecorder(Protocol):
+    """What the event store's recorders (interfaces/eventstore.py) add to the library's."""
+
+    def organization_of(self, originator_id: UUID) -> UUID | None: ...
+
+
 Event = DomainEventProtocol[UUID]
 
 
@@ -146,14 +154,11 @@ class CrmApplication(Application[UUID]):
                     self._views.pop(next(iter(self._views)))
         return fresh
 
-    def load_as_of(
-        self, aggregate_id: UUID, *, version: int | None = None
-    ) -> TenantAggregate | None:
-        try:
-            aggregate: object = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, TenantAggregate) else None
+    def organization_of(self, aggregate_id: UUID) -> UUID | None:
+        """Which organization an aggregate belongs to, from the log's tenant column (None: no
+        such aggregate)."""
+        recorder = cast("TenantRecorder", self.recorder)
+        return recorder.organization_of(aggregate_id)
 
     def commit(self, *aggregates: TenantAggregate) -> int:
         """Save the aggregates' new events atomically; return the log position reached.

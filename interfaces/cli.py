@@ -289,39 +289,18 @@ def projections_rebuild(name: str) -> None:
     """Empty one read model and rebuild it from the start of the log."""
     from rich.progress import Progress
 
-    from projections.base import positions
-    from projections.runner import PositionConflictError
-
     services, runner = _runner((name,))
     try:
         with _database_errors():
-            projector = runner.projectors[0]
             head = services.app.recorder.max_notification_id() or 0
-            with services.engine.begin() as conn:
-                for table in projector.tables:
-                    conn.execute(table.delete())
-                conn.execute(
-                    positions.update().where(positions.c.projection_name == name).values(position=0)
-                )
-            runner.positions[name] = 0
             with Progress() as progress:
                 task = progress.add_task(f"rebuilding {name}", total=max(head, 1))
 
                 def advance(_: int) -> None:
                     progress.update(task, completed=min(runner.positions[name], head))
 
-                while True:  # a live runner elsewhere may take some batches: both are exact
-                    try:
-                        runner.catch_up(progress=advance)
-                        break
-                    except PositionConflictError:
-                        time.sleep(0.05)
+                rows = runner.rebuild(name, progress=advance)
                 progress.update(task, completed=max(head, 1))
-            with services.engine.connect() as conn:
-                rows = sum(
-                    conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                    for t in projector.tables
-                )
     finally:
         services.close()
     click.echo(f"{name} rebuilt: {head} events in the log, {rows} rows")

@@ -92,7 +92,7 @@ class RedisPublisher:
         pipe = self.client.pipeline(transaction=False)
         for org, text in _messages(projection, organizations, changes):
             pipe.publish(channel(org), text)
-        pipe.execute()
+        pipe.execute()  # type: ignore[no-untyped-call]
 
     def send(self, organization_id: UUID, text: str) -> None:
         self.client.publish(channel(organization_id), text)
@@ -104,7 +104,7 @@ class RedisPublisher:
             return False
 
     def close(self) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]
 
 
 class Sink(Protocol):

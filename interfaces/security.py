@@ -91,7 +91,7 @@ class RedisRevocations:
         return bool(self.client.exists(self.prefix + jti))
 
     def close(self) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]
 
 
 class Tokens:

@@ -427,7 +427,7 @@ def _add_stage_totals(conn: Connection, deltas: dict[tuple[UUID, UUID], list[int
     )
     conn.execute(stmt, rows)
     # an emptied stage has no row, however the batches fell (rebuilds stay identical)
-    orgs = sorted({r["organization_id"] for r in rows})
+    orgs = sorted({r["organization_id"] for r in rows}, key=str)
     conn.execute(table.delete().where(table.c.organization_id.in_(orgs), table.c.count == 0))
 
 
@@ -511,6 +511,6 @@ def _rebucket(conn: Connection, org: UUID, timezone: str) -> None:
     for name, table in ROLLUP_TABLES.items():
         conn.execute(table.delete().where(table.c.organization_id == org))
         _add_facts(conn, name, f.organization_id == org)
-    r = rm_analytics_responses
-    conn.execute(r.delete().where(r.c.organization_id == org))
+    responses = rm_analytics_responses
+    conn.execute(responses.delete().where(responses.c.organization_id == org))
     _add_responses(conn, f.organization_id == org)

@@ -189,6 +189,34 @@ class ProjectionRunner:
                 progress(n)
         return done
 
+    def rebuild(self, name: str, progress: Callable[[int], None] | None = None) -> int:
+        """Empty one projector's tables and position in one transaction, then read the whole
+        log again; answers the rows it holds afterwards.
+
+        A live runner elsewhere may take some of the batches meanwhile: the positions are
+        compared-and-set, so either runner's batch is exact and the loser retries.
+        """
+        projector = next(p for p in self.projectors if p.name == name)
+        with self.engine.begin() as conn:
+            for table in projector.tables:
+                conn.execute(table.delete())
+            conn.execute(
+                positions.update().where(positions.c.projection_name == name).values(position=0)
+            )
+        projector.discarded()
+        self.positions[name] = 0
+        while True:
+            try:
+                self.catch_up(progress=progress)
+                break
+            except PositionConflictError:
+                time.sleep(0.05)
+        with self.engine.connect() as conn:
+            return sum(
+                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in projector.tables
+            )
+
     def wait_for(self, names: Iterable[str], position: int, timeout: float) -> bool:
         """Block until the named projections reached `position` or the timeout passed."""
         deadline = time.monotonic() + timeout

@@ -90,9 +90,9 @@ def document_problems(app: Litestar) -> None:
             if operation is None:
                 continue
             responses = dict(operation.responses or {})
-            for code in list(responses):
-                if code[0] in "45":
-                    responses[code] = _problem(int(code))
+            for status in list(responses):
+                if status[0] in "45":
+                    responses[status] = _problem(int(status))
             if path != "/health":
                 for code in _codes(path, method):
                     responses.setdefault(str(code), _problem(code))

@@ -41,7 +41,7 @@ _extra_headers: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
 )
 
 
-class RoutedHttpClient(TwilioHttpClient):
+class RoutedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # untyped SDK
     """The SDK's HTTP client, sent to `base_url` instead of Twilio, plus per-call headers."""
 
     def __init__(self, base_url: str | None = None, timeout: float = 10.0) -> None:

@@ -69,7 +69,7 @@ def _credentials(
 
 
 def _is_organization(services: Services, organization_id: UUID) -> bool:
-    return services.app.recorder.organization_of(organization_id) == organization_id
+    return services.app.organization_of(organization_id) == organization_id
 
 
 class _Recent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -243,7 +244,7 @@ class LeadController(Controller):
         ctx: CtxDep,
         services: ServicesDep,
         at: FromQuery[str | None] = None,
-    ) -> list[history.ProducingEvent] | LeadAsOf:
+    ) -> builtins.list[history.ProducingEvent] | LeadAsOf:
         """The lead's stored events, or with `?at=` the lead as it was at that time."""
         moment = parse_time("at", at)
         org = ctx.organization_id
