@@ -3,8 +3,9 @@
 Litestar documents its own `{status_code, detail, extra}` error body and only the errors it can
 infer (400); this rewrites the document once at start: one `Problem` schema, and on each
 operation the problems its guard and its commands can answer. Litestar also documents only the
-JSON body of a success; operations whose handler says `opt={"csv": True}` answer `text/csv` too
-(`Accept: text/csv` or `?format=csv`), and that content is added beside the JSON.
+JSON body of a success; operations whose handler says `opt={"csv": Tables(...)}` answer `text/csv`
+too (`Accept: text/csv` or `?format=csv`), and that content is added beside the JSON, described
+from the report's own type (its tables, their columns, the default one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
+from interfaces.http.csv_tables import Tables
 from interfaces.http.problems import PROBLEM
 
 _TEXT = Schema(type=OpenAPIType.STRING)
@@ -44,18 +46,26 @@ PROBLEM_SCHEMA = Schema(
 )
 _WRITES = ("post", "put", "patch", "delete")
 CSV = "text/csv"
-CSV_CONTENT = OpenAPIMediaType(
-    schema=Schema(
-        type=OpenAPIType.STRING,
-        description=(
-            "The same report as the JSON, flattened to long rows under the header "
-            "`section,index,field,value`: one row per number; a top-level figure is in section "
-            "`summary` at index 0, the i-th item of a list in the list's name at index i; "
-            "null is an empty cell (RFC 4180, CRLF line ends, UTF-8)."
-        ),
-    ),
-    example="section,index,field,value\r\nsummary,0,from,2026-01-01\r\nsummary,0,won,3\r\n",
+CSV_FORMAT = (
+    "One table of the report per request, chosen by `section` (one per list of the report, one "
+    "per top-level object, and `summary`: one row of its top-level values). A header row of "
+    "column names, then one row per item; a list inside the items would be a table "
+    "`<list>.<field>` with the item's columns repeated. Cells as in the JSON: null is empty, "
+    "numbers plain (never in exponent notation, decimal strings unchanged), `true`/`false`; "
+    "a text cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, and "
+    "not a number) starts with `'`. RFC 4180 (CRLF line ends, quotes only where needed), UTF-8 "
+    'without a byte-order mark; `Content-Disposition: attachment; filename="analytics-<report>-'
+    '<section>_<from>_<to>.csv"`. Tables of this operation:\n'
 )
+
+
+def _csv_content(tables: Tables | None) -> OpenAPIMediaType:
+    if tables is None:
+        return OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+    return OpenAPIMediaType(
+        schema=Schema(type=OpenAPIType.STRING, description=CSV_FORMAT + tables.describe()),
+        example=tables.example(),
+    )
 
 
 def _problem(code: int) -> OpenAPIResponse:
@@ -100,14 +110,15 @@ def document_problems(app: Litestar) -> None:
     document_csv(app)
 
 
-def _answering_csv(app: Litestar) -> set[str]:
-    """Operation ids of the handlers that declare a CSV answer (`opt={"csv": True}`)."""
-    ids: set[str] = set()
+def _answering_csv(app: Litestar) -> dict[str, Tables | None]:
+    """Operation ids of the handlers that declare a CSV answer (`opt={"csv": Tables(...)}`)."""
+    ids: dict[str, Tables | None] = {}
     for route in app.routes:
         handlers: Any = getattr(route, "route_handlers", ())
         for handler in handlers:
-            if handler.opt.get("csv") and isinstance(handler.operation_id, str):
-                ids.add(handler.operation_id)
+            tables = handler.opt.get("csv")
+            if tables and isinstance(handler.operation_id, str):
+                ids[handler.operation_id] = tables if isinstance(tables, Tables) else None
     return ids
 
 
@@ -121,4 +132,5 @@ def document_csv(app: Litestar) -> None:
                 continue
             ok = (operation.responses or {}).get("200")
             if isinstance(ok, OpenAPIResponse):
-                ok.content = dict(ok.content or {}) | {CSV: CSV_CONTENT}
+                content = _csv_content(answering[operation.operation_id])
+                ok.content = dict(ok.content or {}) | {CSV: content}
