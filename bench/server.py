@@ -42,6 +42,8 @@ def server_env(dbname: str, **extra: str) -> dict[str, str]:
     # the benchmarks measure throughput, not the production rate limits
     env |= {"CRM_RATE_LIMIT_AUTH": "off", "CRM_RATE_LIMIT_ORG": "off"}
     env |= {"CRM_PROVIDER_PRIVATE_URLS": "on"}  # the bench's provider servers are local
+    # no SMTP server: the registrations' mails are written as files, out of the checkout
+    env |= {"CRM_MAIL_DIR": str(Path(tempfile.gettempdir()) / "crm-bench-mail")}
     env |= {"CRM_DATABASE_URL": url(dbname), "CRM_SECRET_KEY": SECRET, **extra}
     return env
 

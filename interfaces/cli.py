@@ -16,6 +16,7 @@ import msgspec
 import sqlalchemy as sa
 
 from interfaces.cli_audit import audit
+from interfaces.cli_mail import mail
 from interfaces.settings import Settings, SettingsError, load_settings
 
 
@@ -200,6 +201,7 @@ def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> N
 
 
 main.add_command(audit)
+main.add_command(mail)
 
 
 @main.group()

@@ -15,7 +15,7 @@ from application.ports import Mailer
 from application.store import CrmApplication
 from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine
-from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
+from interfaces.email import EmailSettings, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.privacy import keyring_for
@@ -60,7 +60,7 @@ class Services:
         self.live = live or LocalPublisher()
         self.account_tokens = account_tokens or SqlAccountTokens(engine)
         self.email = email or EmailSettings()
-        self.mailer: Mailer = mailer or LogMailer()
+        self.mailer: Mailer = mailer or build_mailer(self.email)
         self.secret_box: SecretBox = secret_box or secret_box_for(
             settings.master_key, settings.secret_key
         )
@@ -180,7 +180,7 @@ def build_app(settings: Settings, engine: Engine) -> CrmApplication:
 
 
 def build_services(settings: Settings, *, with_runner: bool | None = None) -> Services:
-    email = load_email_settings()
+    email = load_email_settings(database_url=settings.database_url)
     engine = make_engine(settings)
     app = build_app(settings, engine)
     live = RedisPublisher(settings.redis_url) if settings.redis_url else LocalPublisher()

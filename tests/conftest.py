@@ -72,7 +72,15 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def mail_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own mailbox: with no SMTP server, mails are written here as .eml files."""
+    monkeypatch.delenv("CRM_SMTP_URL", raising=False)
+    monkeypatch.setenv("CRM_MAIL_DIR", str(tmp_path / "mail"))
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def services(settings: Settings, mail_dir: Path) -> Iterator[Services]:
     svc = build_services(settings)
     svc.start_projections()
     yield svc

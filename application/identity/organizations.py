@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -14,14 +15,19 @@ from uuid import UUID, uuid4
 import msgspec
 
 from application.context import Ctx, Written
-from application.identity.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
-from application.ports import EmailTakenError, PasswordHasher, UserRecord, UserRepository
+from application.identity.accounts import (
+    EmailAlreadyRegisteredError,
+    InvalidCredentialsError,
+    LinkMaker,
+)
+from application.ports import EmailTakenError, Mailer, PasswordHasher, UserRecord, UserRepository
 from application.store import CrmApplication
 from domain import values as v
 from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
 from domain.organization import Organization, parse_role
 from domain.values import Actor, Role
 
+log = logging.getLogger(__name__)
 INVITATION_PREFIX = "linv"
 MIN_PASSWORD = 8
 
@@ -45,13 +51,17 @@ class InviteMember(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Invited(msgspec.Struct, frozen=True):
-    """The token is shown here once; only its SHA-256 hash is stored."""
+    """Where the invitation went. Its token went only to the invitee's mailbox (accepting it
+    proves that mailbox), so the answer never holds it; only its SHA-256 hash is stored."""
 
     invitation_id: UUID
     email: str
     role: str
     expires_at: datetime
-    token: str
+    #: the mailbox the link to accept was sent to
+    sent_to: str
+    #: false when the mail could not leave: the invitation stands, unusable; invite again
+    mail_sent: bool
     version: int
     position: int
 
@@ -94,8 +104,15 @@ def change_organization(app: CrmApplication, cmd: ChangeOrganization, ctx: Ctx) 
 
 
 def invite_member(
-    app: CrmApplication, cmd: InviteMember, ctx: Ctx, *, now: datetime | None = None
+    app: CrmApplication,
+    mailer: Mailer,
+    link: LinkMaker,
+    cmd: InviteMember,
+    ctx: Ctx,
+    *,
+    now: datetime | None = None,
 ) -> Invited:
+    """Record the invitation, then mail its token to the invitee, and to no one else."""
     org = app.load(Organization, ctx.organization_id, ctx.organization_id)
     invitation_id = uuid4()
     token = f"{INVITATION_PREFIX}_{org.id.hex}_{invitation_id.hex}_{secrets.token_urlsafe(32)}"
@@ -108,12 +125,25 @@ def invite_member(
         actor=ctx.actor,
     )
     position = app.commit(org)
+    name = " ".join(org.name.split())  # a header holds one line
+    text = (
+        f"You are invited to join {name} on Loved CRM as {invitation.role}.\n\n"
+        f"To accept, open this link (valid until {invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n"
+        f"{link('accept_invitation', token)}\n\nIf you did not expect this, ignore this message."
+    )
+    try:
+        mailer.send(invitation.email, f"Invitation to {name} on Loved CRM", text)
+        mail_sent = True
+    except Exception:  # the invitation is recorded whatever happens to its mail
+        log.exception("could not mail invitation %s", invitation_id)
+        mail_sent = False
     return Invited(
         invitation_id,
         invitation.email,
         str(invitation.role),
         invitation.expires_at,
-        token,
+        invitation.email,
+        mail_sent,
         org.version,
         position,
     )
@@ -140,7 +170,11 @@ def accept_invitation(
     user_agent: str | None = None,
     now: datetime | None = None,
 ) -> Accepted:
-    """A new person gets an account; an existing one proves who they are (token or password)."""
+    """A new person gets an account; an existing one proves who they are (token or password).
+
+    The token was mailed to the invited address only: holding it proves that mailbox, so the
+    account's email is verified.
+    """
     org_id, invitation_id = _parse_invitation_token(cmd.token)
     try:
         org = app.load(Organization, org_id, org_id)
@@ -149,16 +183,17 @@ def accept_invitation(
         raise NotFoundError("invitation", invitation_id) from None
     if not hmac.compare_digest(invitation.token_hash, sha256(cmd.token.strip())):
         raise NotFoundError("invitation", invitation_id)
+    at = now or datetime.now(UTC)
     user = users.by_email(invitation.email)
     created: UserRecord | None = None
     if user is None:
-        created = _new_user(hasher, invitation.email, cmd)
+        created = _new_user(hasher, invitation.email, cmd, verified_at=at)
         user_id = created.id
     else:
         _check_identity(hasher, user, cmd, authenticated_user_id)
         user_id = user.id
     actor = Actor(kind="user", id=str(user_id), ip=ip, user_agent=user_agent)
-    org.accept_invitation(invitation_id, user_id, now=now or datetime.now(UTC), actor=actor)
+    org.accept_invitation(invitation_id, user_id, now=at, actor=actor)
     if created is not None:
         try:
             users.add(created)
@@ -172,16 +207,27 @@ def accept_invitation(
         if created is not None:
             users.remove(created.id)
         raise
+    if user is not None and user.email_verified_at is None:
+        users.update(user.id, email_verified_at=at)
     return Accepted(org.id, user_id, str(invitation.role), position)
 
 
-def _new_user(hasher: PasswordHasher, email: str, cmd: AcceptInvitation) -> UserRecord:
+def _new_user(
+    hasher: PasswordHasher, email: str, cmd: AcceptInvitation, *, verified_at: datetime
+) -> UserRecord:
     if cmd.full_name is None:
         raise InvalidValueError("full_name", "is required for a new account")
     if cmd.password is None or not MIN_PASSWORD <= len(cmd.password) <= 256:
         raise InvalidValueError("password", f"must have {MIN_PASSWORD} to 256 characters")
     full_name = v.text("full_name", cmd.full_name, max_length=200)
-    return UserRecord(uuid4(), email, full_name, hasher.hash(cmd.password), datetime.now(UTC))
+    return UserRecord(
+        uuid4(),
+        email,
+        full_name,
+        hasher.hash(cmd.password),
+        verified_at,
+        email_verified_at=verified_at,
+    )
 
 
 def _check_identity(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -15,7 +16,9 @@ from application.identity.organizations import AcceptInvitation, InviteMember
 from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
 from domain.organization import InvitationExpiredError, Organization
 from domain.values import Actor, Role
+from interfaces.email import link_maker
 from interfaces.services import Services
+from tests.support import mailbox
 from tests.support.api import CheapHasher
 
 
@@ -27,6 +30,17 @@ def owner(services: Services) -> Ctx:
     return Ctx(done.organization_id, done.user_id, Role.ADMIN, Actor("user", str(done.user_id)))
 
 
+def invite(
+    services: Services, owner: Ctx, email: str, role: str, now: datetime | None = None
+) -> str:
+    """Invite through the services' mailer (the test's mail directory); the mailed token."""
+    link = link_maker(services.email)
+    cmd = InviteMember(email, role)
+    invited = orgs.invite_member(services.app, services.mailer, link, cmd, owner, now=now)
+    assert invited.sent_to == email and invited.mail_sent
+    return mailbox.link_token(services.email.mail_dir, email, "/accept-invitation")
+
+
 def accept(services: Services, token: str, **kw: Any) -> orgs.Accepted:
     cmd = AcceptInvitation(token, full_name="New", password="long enough pw")
     return orgs.accept_invitation(services.app, services.users, services.hasher, cmd, **kw)
@@ -36,11 +50,9 @@ def test_an_invitation_accepted_after_seven_days_is_refused_and_no_account_is_le
     services: Services, owner: Ctx
 ) -> None:
     sent = datetime.now(UTC) - timedelta(days=7, seconds=1)
-    invited = orgs.invite_member(
-        services.app, InviteMember("late@example.com", "sales"), owner, now=sent
-    )
+    token = invite(services, owner, "late@example.com", "sales", now=sent)
     with pytest.raises(InvitationExpiredError):
-        accept(services, invited.token)
+        accept(services, token)
     assert services.users.by_email("late@example.com") is None
     org = services.app.load(Organization, owner.organization_id, owner.organization_id)
     assert list(org.members) == [owner.user_id]
@@ -48,10 +60,8 @@ def test_an_invitation_accepted_after_seven_days_is_refused_and_no_account_is_le
 
 def test_an_invitation_accepted_in_time_adds_the_member(services: Services, owner: Ctx) -> None:
     sent = datetime.now(UTC) - timedelta(days=6)
-    invited = orgs.invite_member(
-        services.app, InviteMember("ok@example.com", "viewer"), owner, now=sent
-    )
-    done = accept(services, invited.token, ip="10.0.0.1")
+    token = invite(services, owner, "ok@example.com", "viewer", now=sent)
+    done = accept(services, token, ip="10.0.0.1")
     assert orgs.role_in(services.app, owner.organization_id, done.user_id) is Role.VIEWER
     last = list(services.app.events.get(owner.organization_id))[-1]
     assert last.actor == Actor("user", str(done.user_id), "10.0.0.1", None)
@@ -60,18 +70,20 @@ def test_an_invitation_accepted_in_time_adds_the_member(services: Services, owne
 def test_a_token_for_another_organization_does_not_open_this_one(
     services: Services, owner: Ctx
 ) -> None:
-    invited = orgs.invite_member(services.app, InviteMember("a@example.com", "sales"), owner)
-    _, _, inv, secret = invited.token.split("_", 3)
+    token = invite(services, owner, "a@example.com", "sales")
+    _, _, inv, secret = token.split("_", 3)
     other = f"linv_{uuid4().hex}_{inv}_{secret}"
     with pytest.raises(NotFoundError):
         accept(services, other)
 
 
 def test_a_bad_role_or_email_writes_nothing(services: Services, owner: Ctx) -> None:
+    link = link_maker(services.email)
     for cmd in (InviteMember("a@example.com", "owner"), InviteMember("not an email", "sales")):
         with pytest.raises(InvalidValueError):
-            orgs.invite_member(services.app, cmd, owner)
+            orgs.invite_member(services.app, services.mailer, link, cmd, owner)
     assert services.app.current_version(owner.organization_id) == 1
+    assert not Path(services.email.mail_dir).exists()  # nothing mailed either
 
 
 def test_a_stale_settings_change_is_a_conflict(services: Services, owner: Ctx) -> None:

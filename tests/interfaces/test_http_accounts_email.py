@@ -240,3 +240,25 @@ def test_reset_links_leave_through_a_real_smtp_server(
     assert token is not None
     body = {"token": token.group(1), "new_password": NEW_PASSWORD}
     assert client.post("/auth/reset-password", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_invitation_leaves_through_a_real_smtp_server_to_the_invitee_only(
+    client: TestClient[Any], services: Services, smtp_server: Any
+) -> None:
+    inbox, port = smtp_server
+    services.mailer = SmtpMailer(f"smtp://crm:s3cret@127.0.0.1:{port}", "CRM <crm@example.com>")
+    acme = register(client)
+    answer = acme.post(
+        "/organizations/invite-member", json={"email": "ines@example.com", "role": "viewer"}
+    ).json()
+    assert (answer["sent_to"], answer["mail_sent"]) == ("ines@example.com", True)
+    [(sender, recipients, text)] = [m for m in inbox.messages if "accept-invitation" in m[2]]
+    assert (sender, recipients) == ("crm@example.com", ["ines@example.com"])
+    message = email_parser.message_from_string(text, policy=email_policy.default)
+    assert message["Date"] and message["Message-ID"].endswith("@example.com>")
+    token = re.search(r"token=([A-Za-z0-9_-]+)", message.get_body().get_content())
+    assert token is not None and token.group(1) not in str(answer)
+    body = {"token": token.group(1), "full_name": "Inês", "password": PASSWORD}
+    joined = client.post("/organizations/invitations/accept", json=body)
+    assert joined.status_code == 200, joined.text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from interfaces.email import LogMailer, SmtpMailer, build_mailer, link_maker, load_email_settings
+from interfaces.email import FileMailer, SmtpMailer, build_mailer, link_maker, load_email_settings
 from interfaces.settings import SettingsError
 
 
@@ -37,12 +39,23 @@ def test_mail_settings_accept_smtp_urls_with_starttls() -> None:
     assert SmtpMailer("smtps://mail.example.com", "a@b.c").port == 465
 
 
-def test_without_an_smtp_url_mails_go_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
-    settings = load_email_settings({"CRM_PUBLIC_URL": "https://crm.example.com/"})
+def test_without_an_smtp_url_mails_are_written_beside_the_sqlite_database(
+    tmp_path: Path,
+) -> None:
+    default = load_email_settings({})
+    assert (default.smtp_url, default.mail_dir) == (None, "var/mail")  # beside var/crm.db
+    beside = load_email_settings({"CRM_DATABASE_URL": f"sqlite:///{tmp_path}/db/crm.db"})
+    assert beside.mail_dir == str(tmp_path / "db" / "mail")
+    given = {"CRM_DATABASE_URL": "postgresql://u@h/db", "CRM_MAIL_DIR": str(tmp_path / "box")}
+    settings = load_email_settings(given | {"CRM_PUBLIC_URL": "https://crm.example.com/"})
     mailer = build_mailer(settings)
-    assert isinstance(mailer, LogMailer)
+    assert isinstance(mailer, FileMailer) and mailer.directory == tmp_path / "box"
+    assert load_email_settings({"CRM_DATABASE_URL": "postgresql://u@h/db"}).mail_dir == "var/mail"
     link = link_maker(settings)("reset_password", "abc")
     assert link == "https://crm.example.com/reset-password?token=abc"
-    with caplog.at_level("WARNING", logger="crm.mail"):
-        mailer.send("someone@example.com", "Subject", "open " + link)
-    assert link in caplog.text
+
+
+def test_a_mail_directory_that_is_a_file_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "mail").write_text("not a directory")
+    with pytest.raises(SettingsError, match="CRM_MAIL_DIR"):
+        load_email_settings({"CRM_MAIL_DIR": str(tmp_path / "mail")})
