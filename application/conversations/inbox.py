@@ -14,7 +14,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from application.leads.queries import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from application.paging import MAX_LIMIT, Page, decode_cursor, encode_cursor
 from domain.errors import InvalidValueError, NotFoundError
 from projections.calls import rm_calls
 from projections.conversations import rm_conversations, rm_messages

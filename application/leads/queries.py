@@ -1,8 +1,9 @@
-"""Queries over the read models. Every one takes the organization first and filters by it."""
+"""Lead and pipeline queries over the read models: stages, leads, the board, a lead's timeline.
+
+Every one takes the organization first and filters by it."""
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,13 +13,16 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from application.paging import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    limit_of,
+    number_cursor,
+)
 from domain.errors import InvalidValueError, LeadNotFoundError
-from projections.audit import rm_audit_events
-from projections.directory import rm_members, rm_organizations
 from projections.leads import rm_leads, rm_stages
 from projections.timeline import rm_lead_timeline
-
-MAX_LIMIT = 200
 
 
 class StageView(msgspec.Struct, frozen=True):
@@ -80,11 +84,6 @@ class Board(msgspec.Struct, frozen=True):
     stages: list[BoardColumn]
 
 
-class Page(msgspec.Struct, frozen=True):
-    items: list[Any]
-    next_cursor: str | None
-
-
 class Activity(msgspec.Struct, frozen=True):
     """One timeline entry: a lead event (its `version`) or a message or call of the lead."""
 
@@ -98,60 +97,11 @@ class Activity(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-class AuditEvent(msgspec.Struct, frozen=True):
-    position: int
-    aggregate_type: str
-    resource_id: UUID
-    version: int
-    event_type: str
-    actor_kind: str
-    actor_id: str
-    ip: str | None
-    user_agent: str | None
-    occurred_at: datetime
-    changes: dict[str, Any]
-
-
-class Membership(msgspec.Struct, frozen=True):
-    id: UUID
-    name: str
-    role: str
-
-
 CENT = Decimal("0.01")
 
 
 def money(value_cents: int | None) -> Decimal | None:
     return None if value_cents is None else (Decimal(value_cents) / 100).quantize(CENT)
-
-
-def _limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidValueError("limit", f"must be between 1 and {MAX_LIMIT}")
-    return limit
-
-
-def encode_cursor(*parts: object) -> str:
-    raw = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, count: int) -> list[str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        parts = raw.split("|")
-    except (ValueError, UnicodeDecodeError):
-        parts = []
-    if len(parts) != count:
-        raise InvalidValueError("cursor", "is not a cursor this list gave out")
-    return parts
-
-
-def _number_cursor(cursor: str) -> int:
-    (raw,) = decode_cursor(cursor, 1)
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise InvalidValueError("cursor", "is not a cursor this list gave out")
-    return int(raw)
 
 
 def list_stages(conn: Connection, org: UUID) -> list[StageView]:
@@ -253,7 +203,7 @@ def list_leads(
         except ValueError:
             raise InvalidValueError("cursor", "is not a cursor this list gave out") from None
         query = query.where(sa.tuple_(c.created_at, c.lead_id) < sa.tuple_(*key))
-    size = _limit(limit)
+    size = limit_of(limit)
     rows = conn.execute(
         query.order_by(c.created_at.desc(), c.lead_id.desc()).limit(size + 1)
     ).mappings()
@@ -278,7 +228,7 @@ def lead_ids_in_stage(conn: Connection, org: UUID, stage_id: UUID) -> list[UUID]
 
 def board(conn: Connection, org: UUID, *, cards_per_stage: int = 50) -> Board:
     """Stages with their counters and newest cards: two statements whatever the stage count."""
-    size = _limit(cards_per_stage)
+    size = limit_of(cards_per_stage)
     stages = list_stages(conn, org)
     c = rm_leads.c
     columns = (
@@ -341,8 +291,8 @@ def timeline(
     c = rm_lead_timeline.c
     query = sa.select(rm_lead_timeline).where(c.organization_id == org, c.lead_id == lead_id)
     if cursor:
-        query = query.where(c.position < _number_cursor(cursor))
-    size = _limit(limit)
+        query = query.where(c.position < number_cursor(cursor))
+    size = limit_of(limit)
     rows = conn.execute(query.order_by(c.position.desc()).limit(size + 1)).mappings()
     items = [
         Activity(
@@ -362,48 +312,3 @@ def timeline(
         items = items[:size]
         next_cursor = encode_cursor(items[-1].position)
     return Page(items=items, next_cursor=next_cursor)
-
-
-def audit_events(
-    conn: Connection,
-    org: UUID,
-    *,
-    resource_id: UUID | None = None,
-    event_type: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page:
-    c = rm_audit_events.c
-    query = sa.select(rm_audit_events).where(c.organization_id == org)
-    if resource_id is not None:
-        query = query.where(c.resource_id == resource_id)
-    if event_type:
-        query = query.where(c.event_type == event_type)
-    if since is not None:
-        query = query.where(c.occurred_at >= since)
-    if until is not None:
-        query = query.where(c.occurred_at < until)
-    if since is not None and until is not None and since > until:
-        raise InvalidValueError("since", "must not be after until")
-    if cursor:
-        query = query.where(c.position < _number_cursor(cursor))
-    size = _limit(limit)
-    rows = conn.execute(query.order_by(c.position.desc()).limit(size + 1)).mappings()
-    items = [AuditEvent(**{k: v for k, v in r.items() if k != "organization_id"}) for r in rows]
-    next_cursor = None
-    if len(items) > size:
-        items = items[:size]
-        next_cursor = encode_cursor(items[-1].position)
-    return Page(items=items, next_cursor=next_cursor)
-
-
-def organizations_of(conn: Connection, user_id: UUID) -> list[Membership]:
-    rows = conn.execute(
-        sa.select(rm_members.c.organization_id, rm_organizations.c.name, rm_members.c.role)
-        .join(rm_organizations, rm_organizations.c.organization_id == rm_members.c.organization_id)
-        .where(rm_members.c.user_id == user_id)
-        .order_by(rm_members.c.joined_at)
-    )
-    return [Membership(id=r[0], name=r[1], role=r[2]) for r in rows]

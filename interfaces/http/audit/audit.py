@@ -16,7 +16,8 @@ from litestar.response import Stream
 
 from application.audit import export as audit
 from application.audit import history as audit_history
-from application.leads import queries
+from application.audit import trail
+from application.paging import Page
 from application.permissions import Permission
 from interfaces.http.common import answer, parse_time, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
@@ -47,11 +48,11 @@ class AuditController(Controller):
         until: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 100,
         cursor: FromQuery[str | None] = None,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """Who did what, when, from where, with the before/after of each changed field."""
         headers = read_after(services, request, "audit")
         with services.reading(ctx.organization_id) as conn:
-            page = queries.audit_events(
+            page = trail.audit_events(
                 conn,
                 ctx.organization_id,
                 resource_id=resource_id,

@@ -19,6 +19,7 @@ from application.context import Written
 from application.conversations import calls, inbox
 from application.conversations import messages as conversations
 from application.leads import queries
+from application.paging import Page
 from application.permissions import Permission
 from interfaces.http.common import answer, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
@@ -57,7 +58,7 @@ class LeadCommunicationController(Controller):
         services: ServicesDep,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """A lead's messages over all its conversations, newest first."""
         headers = read_after(services, request, "conversations", "leads")
         with services.reading(ctx.organization_id) as conn:

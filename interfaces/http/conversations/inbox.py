@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from application.conversations import inbox
-from application.leads import queries
+from application.paging import Page
 from application.permissions import Permission
 from interfaces.http.common import answer, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
@@ -37,7 +37,7 @@ class InboxController(Controller):
         assigned_to: FromQuery[UUID | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """The inbox, latest message first: unread count and how long the contact has waited."""
         headers = read_after(services, request, "conversations")
         with services.reading(ctx.organization_id) as conn:
@@ -65,7 +65,7 @@ class InboxController(Controller):
         services: ServicesDep,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """A conversation's messages, newest first, with their delivery status."""
         headers = read_after(services, request, "conversations")
         with services.reading(ctx.organization_id) as conn:
@@ -88,7 +88,7 @@ class InboxController(Controller):
         direction: Choice = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """The calls log, newest first, of the organization or of one lead."""
         headers = read_after(services, request, "calls")
         with services.reading(ctx.organization_id) as conn:

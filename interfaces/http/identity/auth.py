@@ -16,9 +16,8 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 
-from application.identity import accounts
+from application.identity import accounts, memberships
 from application.identity.incidents import record_incident
-from application.leads import queries
 from application.ports import Mailer, UserRecord
 from domain.security import PLATFORM
 from domain.values import Actor
@@ -51,7 +50,7 @@ class LoginIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class LoginOut(msgspec.Struct, frozen=True):
     access_token: str
     organization_id: UUID
-    organizations: list[queries.Membership]
+    organizations: list[memberships.Membership]
     refresh_token: str
     expires_in: int
     token_type: str = "bearer"
@@ -102,10 +101,10 @@ def actor_of(request: ASGIConnection[Any, Any, Any, Any], user_id: UUID | None) 
     )
 
 
-def organizations_of(services: Services, user_id: UUID) -> list[queries.Membership]:
+def organizations_of(services: Services, user_id: UUID) -> list[memberships.Membership]:
     services.wait_for(["directory"], services.app.recorder.max_notification_id() or 0)
     with services.engine.connect() as conn:
-        return queries.organizations_of(conn, user_id)
+        return memberships.organizations_of(conn, user_id)
 
 
 def record(

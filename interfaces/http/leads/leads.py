@@ -15,6 +15,7 @@ from application.audit import history
 from application.context import Written
 from application.leads import commands as cmds
 from application.leads import queries
+from application.paging import Page
 from application.permissions import Permission
 from domain.lead import Lead
 from interfaces.http.common import answer, parse_time, read_after
@@ -84,7 +85,7 @@ class LeadController(Controller):
         include_archived: FromQuery[bool] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """List leads, newest first, with keyset pagination."""
         headers = read_after(services, request, "leads")
         with services.reading(ctx.organization_id) as conn:
@@ -229,7 +230,7 @@ class LeadController(Controller):
         services: ServicesDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 100,
         cursor: FromQuery[str | None] = None,
-    ) -> Response[queries.Page]:
+    ) -> Response[Page]:
         """The lead's timeline, newest first."""
         headers = read_after(services, request, "timeline", "leads")
         with services.reading(ctx.organization_id) as conn:
