@@ -59,6 +59,8 @@ class RedisCircuit:
         #: how many outages this process saw (a subscriber that lived through one may have
         #: missed messages)
         self.outages = 0
+        #: how many calls to Redis failed (a down Redis is asked about once per back-off)
+        self.failures = 0
         self._client: redis.Redis | None = None
 
     @property
@@ -117,6 +119,7 @@ class RedisCircuit:
     def failed(self, error: BaseException) -> None:
         with self._lock:
             now = time.monotonic()
+            self.failures += 1
             self._retry_at = now + self.backoff
             if self._down_since is not None:
                 return
