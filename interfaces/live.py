@@ -1,9 +1,11 @@
 """Live change notifications: after each projected batch, tell each organization what changed.
 
 With CRM_REDIS_URL the message is PUBLISHed on `org:{organization_id}:changes` (any process can
-subscribe); on the embedded default it fans out to in-process subscribers. A message names the
-projection, its position and up to MAX_CHANGES summaries of the organization's events in the
-batch — never another organization's — so a client knows what to fetch again without polling.
+subscribe); on the embedded default, and while Redis does not answer, it fans out to this
+process's subscribers (a subscriber that may have missed messages is told to refetch). A message
+names the projection, its position and up to MAX_CHANGES summaries of the organization's events
+in the batch — never another organization's — so a client knows what to fetch again without
+polling.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-import redis
 import redis.asyncio as aredis
+
+from interfaces.redis_circuit import ERRORS, RedisCircuit
 
 log = logging.getLogger("crm.live")
 
@@ -79,9 +82,13 @@ def _messages(
 
 
 class RedisPublisher:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    """PUBLISHes on Redis while it answers; while it does not (see RedisCircuit), fans out to
+    this process's own subscribers instead, which listen to both (RedisSubscription)."""
+
+    def __init__(self, circuit: RedisCircuit) -> None:
+        self.circuit = circuit
+        self.url = circuit.url
+        self.local = LocalPublisher()
 
     def __call__(
         self,
@@ -89,22 +96,33 @@ class RedisPublisher:
         organizations: Mapping[UUID, int],
         changes: Mapping[UUID, Sequence[Change]] | None = None,
     ) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for org, text in _messages(projection, organizations, changes):
-            pipe.publish(channel(org), text)
-        pipe.execute()  # type: ignore[no-untyped-call]
+        self._publish(_messages(projection, organizations, changes))
 
     def send(self, organization_id: UUID, text: str) -> None:
-        self.client.publish(channel(organization_id), text)
+        self._publish([(organization_id, text)])
+
+    def _publish(self, messages: list[tuple[UUID, str]]) -> None:
+        if not messages:  # an empty pipeline asks nothing: it must not count as Redis answering
+            return
+        if self.circuit.allows():
+            try:
+                pipe = self.circuit.client().pipeline(transaction=False)
+                for org, text in messages:
+                    pipe.publish(channel(org), text)
+                pipe.execute()
+            except ERRORS as error:
+                self.circuit.failed(error)
+            else:
+                self.circuit.succeeded()
+                return
+        for org, text in messages:  # degraded: this process's subscribers only
+            self.local.send(org, text)
 
     def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except redis.RedisError:
-            return False
+        return self.circuit.ping() is not None
 
     def close(self) -> None:
-        self.client.close()  # type: ignore[no-untyped-call]
+        pass  # the circuit's client belongs to the Services that made it
 
 
 class Sink(Protocol):
@@ -250,16 +268,27 @@ class LoopInbox:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
         self.overflowed = False
+        #: messages may have been lost upstream (Redis went away): the subscriber should refetch
+        self.missed = False
 
     def put(self, item: str) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
             self.loop.call_soon_threadsafe(self._deliver, item)
+
+    def interrupt(self) -> None:
+        """Mark messages as missed and wake the reader (on the inbox's loop)."""
+        self.missed = True
+        self._deliver(WAKE)
 
     def _deliver(self, item: str) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
+
+
+#: a queue item that only wakes the reader (messages are JSON, never empty)
+WAKE = ""
 
 
 class Subscription(Protocol):
@@ -279,55 +308,138 @@ class LocalSubscription:
         publisher.subscribe(organization_id, self.inbox)
 
     async def next(self, timeout: float) -> str | None:
-        if self.inbox.overflowed:
-            raise SubscriberTooSlowError(self.organization_id)
-        try:
-            return await asyncio.wait_for(self.inbox.queue.get(), timeout)
-        except TimeoutError:
-            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.inbox.overflowed:
+                raise SubscriberTooSlowError(self.organization_id)
+            if self.inbox.missed:
+                raise MessagesMissedError(self.organization_id)
+            try:
+                item = await asyncio.wait_for(self.inbox.queue.get(), deadline - loop.time())
+            except TimeoutError:
+                return None
+            if item != WAKE:
+                return item
 
     async def close(self) -> None:
         self.publisher.unsubscribe(self.organization_id, self.inbox)
 
 
 class RedisSubscription:
-    """A pub/sub connection of its own, made on the running loop (redis.asyncio needs that)."""
+    """Every process's messages through Redis pub/sub, and this process's own fan-out while
+    Redis does not answer (RedisPublisher falls back to it).
 
-    def __init__(self, url: str, organization_id: UUID) -> None:
-        self.client = aredis.Redis.from_url(url, socket_connect_timeout=2)
-        self.pubsub = self.client.pubsub()
+    A reader task owns the pub/sub connection (made on the running loop: redis.asyncio needs
+    that) and reconnects when Redis answers again; messages other processes published meanwhile
+    are lost, so the subscriber is then told to refetch (MessagesMissedError).
+    """
+
+    def __init__(self, publisher: RedisPublisher, organization_id: UUID) -> None:
+        self.circuit = publisher.circuit
         self.channel = channel(organization_id)
+        self.local = LocalSubscription(publisher.local, organization_id)
+        self._task: asyncio.Task[None] | None = None
 
-    async def open(self, timeout: float = 5.0) -> None:
-        """Subscribe and wait for Redis to confirm, so no change published after this is lost."""
-        await self.pubsub.subscribe(self.channel)
+    async def open(self, timeout: float = 2.0) -> None:
+        """Subscribe and wait for Redis to confirm, so no change published after this is lost;
+        when Redis does not answer, start with this process's fan-out and keep trying."""
+        connection = await self._connect(timeout)
+        self._task = asyncio.create_task(self._read(connection))
+
+    async def next(self, timeout: float) -> str | None:
+        return await self.local.next(timeout)
+
+    async def close(self) -> None:
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            await self.local.close()
+
+    async def _connect(self, timeout: float) -> _PubSub | None:
+        if not self.circuit.allows():
+            return None
+        connection = _PubSub(self.circuit.async_client())
+        try:
+            await connection.subscribe(self.channel, timeout)
+        except ERRORS as error:
+            self.circuit.failed(error)
+            await connection.close()
+            return None
+        self.circuit.succeeded()
+        return connection
+
+    async def _read(self, connection: _PubSub | None) -> None:
+        outages = self.circuit.outages
+        try:
+            while True:
+                if connection is None:
+                    await asyncio.sleep(self.circuit.backoff / 2)
+                    connection = await self._connect(2.0)
+                    if connection is not None:  # others' messages of the meantime are lost
+                        outages = self.circuit.outages
+                        self.local.inbox.interrupt()
+                    continue
+                try:
+                    text = await connection.next(1.0)
+                except ERRORS as error:
+                    self.circuit.failed(error)
+                    await connection.close()
+                    connection = None
+                    continue
+                if text is not None:
+                    self.local.inbox.put(text)
+                elif outages != self.circuit.outages and self.circuit.up:
+                    # the connection lived through an outage another Redis user of this
+                    # process saw (a stalled server): messages of the meantime went elsewhere
+                    outages = self.circuit.outages
+                    self.local.inbox.interrupt()
+        finally:  # cancelled by close(): asyncio lets this one await run
+            if connection is not None:
+                await connection.close()
+
+
+class _PubSub:
+    """One pub/sub connection subscribed to one channel."""
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self.client = client
+        self.pubsub = client.pubsub()
+
+    async def subscribe(self, name: str, timeout: float) -> None:
+        await self.pubsub.subscribe(name)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (left := deadline - loop.time()) > 0:
             found = await self.pubsub.get_message(timeout=left)
             if found is not None and found.get("type") == "subscribe":
                 return
-        raise TimeoutError(f"Redis did not confirm the subscription to {self.channel}")
+        raise TimeoutError(f"Redis did not confirm the subscription to {name}")
 
     async def next(self, timeout: float) -> str | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (left := deadline - loop.time()) > 0:
-            found = await self.pubsub.get_message(timeout=left)
-            if found is not None and found.get("type") == "message":
-                data = found["data"]
-                return data.decode() if isinstance(data, bytes) else str(data)
+        found = await self.pubsub.get_message(timeout=timeout)
+        if found is not None and found.get("type") == "message":
+            data = found["data"]
+            return data.decode() if isinstance(data, bytes) else str(data)
         return None
 
     async def close(self) -> None:
-        try:
-            await self.pubsub.aclose()
-        finally:
-            await self.client.aclose()
+        with contextlib.suppress(*ERRORS):
+            try:
+                await self.pubsub.aclose()
+            finally:
+                await self.client.aclose()
 
 
 class SubscriberTooSlowError(Exception):
     """The subscriber fell too far behind; it should reconnect and refetch."""
+
+
+class MessagesMissedError(SubscriberTooSlowError):
+    """Redis was away: messages of other processes may have been missed; refetch."""
 
 
 async def subscribe(
@@ -335,7 +447,7 @@ async def subscribe(
 ) -> RedisSubscription | LocalSubscription:
     """One organization's changes, from wherever this process's publisher sends them."""
     if isinstance(live, RedisPublisher):
-        subscription = RedisSubscription(live.url, organization_id)
+        subscription = RedisSubscription(live, organization_id)
         try:
             await subscription.open()
         except BaseException:

@@ -11,7 +11,6 @@ from uuid import UUID, uuid4
 
 import jwt
 import msgspec
-import redis
 from argon2 import PasswordHasher as Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -53,7 +52,8 @@ class Revocations(Protocol):
 
 
 class MemoryRevocations:
-    """One process only: the embedded default."""
+    """One process only, lost on restart: for tests and tools (the server stores revocations
+    in the database, interfaces.revocations)."""
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
@@ -72,26 +72,6 @@ class MemoryRevocations:
 
     def close(self) -> None:
         self._until.clear()
-
-
-class RedisRevocations:
-    """Shared by every process: `revoked:jti:{jti}` kept for the token's remaining lifetime."""
-
-    prefix = "revoked:jti:"
-
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-    def revoke(self, jti: str, until: float) -> None:
-        ttl_ms = int((until - time.time()) * 1000)
-        if ttl_ms > 0:
-            self.client.set(self.prefix + jti, b"1", px=ttl_ms)
-
-    def is_revoked(self, jti: str) -> bool:
-        return bool(self.client.exists(self.prefix + jti))
-
-    def close(self) -> None:
-        self.client.close()  # type: ignore[no-untyped-call]
 
 
 class Tokens:

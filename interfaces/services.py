@@ -19,7 +19,9 @@ from interfaces.email import EmailSettings, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.privacy import keyring_for
-from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
+from interfaces.redis_circuit import RedisCircuit
+from interfaces.revocations import StoredRevocations
+from interfaces.security import Argon2Hasher, Tokens
 from interfaces.settings import Settings
 from interfaces.users import SqlAccountTokens, SqlUserRepository
 from projections.registry import all_projectors
@@ -49,6 +51,7 @@ class Services:
         email: EmailSettings | None = None,
         secret_box: SecretBox | None = None,
         providers: ProviderFactory | None = None,
+        redis: RedisCircuit | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -65,6 +68,8 @@ class Services:
             settings.master_key, settings.secret_key
         )
         self._providers = providers
+        #: whether Redis answers, shared by its users here (None: CRM_REDIS_URL unset)
+        self.redis = redis
         self._started = False
         self.outbox: OutboxWorker | None = None
 
@@ -154,6 +159,8 @@ class Services:
         self.app.close()
         self.engine.dispose()
         self.live.close()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def projector_batch_setup(settings: Settings) -> Callable[[Connection], None] | None:
@@ -183,7 +190,8 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
     email = load_email_settings(database_url=settings.database_url)
     engine = make_engine(settings)
     app = build_app(settings, engine)
-    live = RedisPublisher(settings.redis_url) if settings.redis_url else LocalPublisher()
+    redis = RedisCircuit(settings.redis_url) if settings.redis_url else None
+    live = RedisPublisher(redis) if redis is not None else LocalPublisher()
     runner = None
     if settings.run_projections if with_runner is None else with_runner:
         runner = ProjectionRunner(
@@ -203,13 +211,12 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
         users=SqlUserRepository(engine),
         hasher=Argon2Hasher(),
         tokens=Tokens(
-            settings.secret_key,
-            settings.token_ttl_seconds,
-            RedisRevocations(settings.redis_url) if settings.redis_url else MemoryRevocations(),
+            settings.secret_key, settings.token_ttl_seconds, StoredRevocations(engine, redis)
         ),
         runner=runner,
         live=live,
         account_tokens=SqlAccountTokens(engine),
         mailer=build_mailer(email),
         email=email,
+        redis=redis,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import interfaces.revocations  # registers revoked_access_tokens on the metadata
 import interfaces.users  # noqa: F401 - registers the users table on the metadata
 import projections.registry  # noqa: F401 - registers every read-model table
 from projections.base import metadata

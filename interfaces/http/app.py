@@ -46,7 +46,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     """Build the app; without `services` they are built from the environment and owned."""
     owned = services is None if own_services is None else own_services
     svc = services or build_services(load_settings())
-    limiter = RateLimiter(svc.settings)
+    limiter = RateLimiter(svc.settings, svc.redis)
 
     async def before_request(request: Request[Any, Any, Any]) -> None:
         # app-level before_request runs after every guard: the tenant guard has set the

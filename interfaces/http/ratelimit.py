@@ -1,13 +1,13 @@
 """Sliding-window rate limits: per client IP on /auth/*, per organization on tenant routes.
 
 With CRM_REDIS_URL the window is a sorted set updated by one Lua script, so every worker and
-process shares it exactly; without Redis (or while Redis does not answer) each process keeps its
-own window in memory. An exhausted window answers 429 with Retry-After.
+process shares it exactly; without Redis, or while Redis does not answer (the process's
+RedisCircuit is open), each process keeps its own window in memory. An exhausted window
+answers 429 with Retry-After.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -15,15 +15,13 @@ from collections import deque
 from typing import Any
 from uuid import uuid4
 
-import redis
 import redis.asyncio as aioredis
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
 
+from interfaces.redis_circuit import ERRORS, RedisCircuit
 from interfaces.settings import RateLimit, Settings
-
-log = logging.getLogger("crm.ratelimit")
 
 # the server's clock, so that workers with skewed clocks still share one window
 SLIDING_WINDOW = """
@@ -73,19 +71,19 @@ class LocalWindow:
 class RateLimiter:
     """Decides whether a request may proceed; started and closed with the app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, circuit: RedisCircuit | None = None) -> None:
         self.settings = settings
         self.local = LocalWindow()
+        if circuit is None and settings.redis_url:
+            circuit = RedisCircuit(settings.redis_url)
+        self.circuit = circuit
         self._redis: aioredis.Redis | None = None
         self._script: Any = None
-        self._last_warning = 0.0
 
     async def start(self) -> None:
         # created inside the serving loop: an asyncio client belongs to the loop that made it
-        if self.settings.redis_url and self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.settings.redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
+        if self.circuit is not None and self._redis is None:
+            self._redis = self.circuit.async_client()
             self._script = self._redis.register_script(SLIDING_WINDOW)
 
     async def close(self) -> None:
@@ -113,22 +111,18 @@ class RateLimiter:
             )
 
     async def _hit(self, bucket: str, limit: RateLimit) -> float:
-        if self._script is not None:
+        if self._script is not None and self.circuit is not None and self.circuit.allows():
             try:
                 window_ms = max(1, round(limit.window_seconds * 1000))
                 waited = await self._script(
                     keys=[bucket], args=[window_ms, limit.requests, uuid4().hex]
                 )
+            except ERRORS as error:
+                self.circuit.failed(error)
+            else:
+                self.circuit.succeeded()
                 return int(waited) / 1000
-            except (redis.RedisError, OSError) as error:
-                self._warn(error)
         return self.local.hit(bucket, limit)
-
-    def _warn(self, error: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 10:  # an outage must not flood the log
-            self._last_warning = now
-            log.warning("Redis rate limiter unavailable, limiting in-process: %s", error)
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any], trust_proxy: bool) -> str:

@@ -167,7 +167,7 @@ async def server_sent_events(services: Services, ctx: Ctx) -> AsyncIterator[Serv
         while True:
             try:
                 text = await subscription.next(PING_SECONDS)
-            except SubscriberTooSlowError:
+            except SubscriberTooSlowError:  # too slow, or Redis was away: changes missed
                 yield ServerSentEventMessage(data=_ready(ctx), event="resync")
                 return
             if text is not None:
@@ -266,6 +266,6 @@ async def _forward(
             elif not await _checked(services, ctx):
                 await socket.close(REFUSED_PERMISSION, "no longer a member")
                 break
-    except SubscriberTooSlowError:
-        await socket.close(1013, "too slow: reconnect and refetch")
+    except SubscriberTooSlowError:  # too slow, or Redis was away: changes may be missing
+        await socket.close(1013, "changes missed: reconnect and refetch")
     scope.cancel()

@@ -5,7 +5,7 @@ by hand (a deployment's own schema, or `public` dropped and made again): there c
 no table at all and every tenant-scoped read failed with "relation does not exist".
 
 Revision ID: 0015_reader_schema_usage
-Revises: 0011_privacy_subject_keys
+Revises: 0012_revoked_access_tokens
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015_reader_schema_usage"
-down_revision = "0011_privacy_subject_keys"
+down_revision = "0012_revoked_access_tokens"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 
 from domain.security import PLATFORM
-from interfaces.security import InvalidTokenError, RedisRevocations, Tokens
+from interfaces.redis_circuit import RedisCircuit
+from interfaces.revocations import StoredRevocations
+from interfaces.security import InvalidTokenError, Tokens
 from interfaces.services import Services
 from interfaces.users import users
 from tests.conftest import SECRET
@@ -183,10 +185,12 @@ def redis_url() -> str:
 def test_a_revocation_in_redis_is_seen_by_every_process_until_the_token_expires(
     client: TestClient[Any], services: Services, redis_url: str
 ) -> None:
-    services.tokens.revocations = RedisRevocations(redis_url)
+    services.tokens.revocations = StoredRevocations(services.engine, RedisCircuit(redis_url))
     acme = register(client)
     token = login(client, acme).json()["access_token"]
-    other_process = Tokens(SECRET, 3600, RedisRevocations(redis_url))
+    other_process = Tokens(
+        SECRET, 3600, StoredRevocations(services.engine, RedisCircuit(redis_url))
+    )
     claims = other_process.decode(token)
     assert client.post("/auth/logout", headers=bearer(token)).status_code == 204
     with pytest.raises(InvalidTokenError):

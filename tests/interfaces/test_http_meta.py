@@ -1,4 +1,4 @@
-"""Health, the OpenAPI document, and the problem answers of routing itself (404, 405)."""
+"""The OpenAPI document, and the problem answers of routing itself (404, 405)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,6 @@ from typing import Any
 from litestar.testing import TestClient
 
 from tests.support.api import GUARDED_ROUTES, PROBLEM, assert_problem
-
-
-def test_health_reports_the_database_and_each_projection(client: TestClient[Any]) -> None:
-    response = client.get("/health")
-
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert (body["status"], body["database"]) == ("ok", "ok")
-    assert {p["name"] for p in body["projections"]} >= {"leads", "timeline", "audit"}
-    assert all(p["lag"] >= 0 for p in body["projections"])
 
 
 def test_routing_errors_are_problems_too(client: TestClient[Any]) -> None:

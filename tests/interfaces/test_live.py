@@ -67,7 +67,7 @@ def test_a_captured_lead_is_announced_on_its_organizations_redis_channel_only(
         leads["changes"]
     )
     health = redis_client.get("/health").json()
-    assert health["redis"] == "ok"
+    assert health["dependencies"]["redis"]["status"] == "healthy"
 
 
 def test_without_redis_changes_fan_out_in_process(
@@ -86,7 +86,8 @@ def test_without_redis_changes_fan_out_in_process(
         message = json.loads(inbox.get(timeout=10))
         assert message["organization_id"] == acme.organization_id
         positions.append(message["position"])
-    assert client.get("/health").json()["redis"] == "not configured"
+    redis_health = client.get("/health").json()["dependencies"]["redis"]
+    assert redis_health == {"status": "not_configured", "type": "redis", "response_time_ms": None}
 
 
 @dataclass(frozen=True)
