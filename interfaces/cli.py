@@ -210,6 +210,7 @@ def projections() -> None:
 
 
 def _runner(names: tuple[str, ...] = ()) -> Any:
+    from interfaces.database import wal_checkpoint_for
     from interfaces.live import AnalyticsCoalescer
     from interfaces.services import build_services, projector_batch_setup
     from projections.registry import all_projectors
@@ -233,6 +234,7 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
                 chosen,
                 before_batch=projector_batch_setup(settings),
                 after_batch=AnalyticsCoalescer(services.live),
+                after_round=wal_checkpoint_for(settings, services.engine),
             )
         except BaseException:
             services.close()

@@ -1,16 +1,40 @@
-"""From one database URL to the event store's environment and the read models' engine."""
+"""From one database URL to the event store's environment and the read models' engine.
+
+On SQLite (the embedded default) every connection - the event store's and the read models' -
+runs with `PRAGMA secure_delete=ON`: deleted and overwritten content is zeroed in the page, and
+freed pages are zeroed, so a scrubbed row leaves no bytes behind in the file. The write-ahead
+log still holds the earlier page images until it is reset: `WalCheckpoint` copies it into the
+database file and truncates it to zero bytes after each projector round that applied an erasure
+(`Lead.PersonalDataErased`, `Conversation.ContactErased`), i.e. once every read model of the
+runner has been scrubbed.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Engine
 
-from interfaces.eventstore import recorder_topic
+from domain.conversation import Conversation
+from domain.lead import Lead
+from interfaces.eventstore import SecureDeleteSQLiteFactory, recorder_topic
 from interfaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: the events after which personal values were scrubbed from the read models
+ERASURE_TOPICS: Final = frozenset(
+    {get_topic(Lead.PersonalDataErased), get_topic(Conversation.ContactErased)}
+)
 
 
 def eventstore_env(settings: Settings, *, create_table: bool = False) -> dict[str, str]:
@@ -39,6 +63,8 @@ def eventstore_env(settings: Settings, *, create_table: bool = False) -> dict[st
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     env["APPLICATION_RECORDER_TOPIC"] = recorder_topic(env["PERSISTENCE_MODULE"])
+    if not settings.is_postgres:  # the library's SQLite, with secure_delete on each connection
+        env["PERSISTENCE_MODULE"] = get_topic(SecureDeleteSQLiteFactory)
     return env
 
 
@@ -68,6 +94,72 @@ def make_engine(settings: Settings) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA secure_delete=ON")  # see the module doc
             cursor.close()
 
     return engine
+
+
+def checkpoint_wal(engine: Engine, wait_ms: int = 1000) -> bool:
+    """Copy the SQLite write-ahead log into the database file and truncate it to zero bytes.
+
+    Waits up to `wait_ms` for writers and open read transactions to finish; False if it could
+    not finish (the log then still holds frames). The connection's busy timeout is restored.
+    """
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            busy, _frames, _copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before)}")
+    return int(busy) == 0
+
+
+class WalCheckpoint:
+    """A projector runner's `after_round`: checkpoint the SQLite log after rounds that applied
+    an erasure, so the scrubbed values leave the log's old frames too (see the module doc).
+
+    A checkpoint that could not finish within `wait_ms` (an open read transaction, a writer) is
+    tried again after the next rounds, idle rounds too, so projectors are never held up long.
+    """
+
+    def __init__(self, engine: Engine, wait_ms: int = 1000) -> None:
+        self.engine = engine
+        self.wait_ms = wait_ms
+        self._pending = False
+        self._seen = 0  # the last log position of the rounds so far
+        self._done = threading.Condition()
+        #: every erasure up to this log position has left the write-ahead log
+        self.position = 0
+
+    def __call__(self, notifications: Sequence[Notification]) -> None:
+        if notifications:
+            self._seen = max(self._seen, notifications[-1].id)
+        if any(n.topic in ERASURE_TOPICS for n in notifications):
+            self._pending = True
+        if self._pending:
+            if checkpoint_wal(self.engine, self.wait_ms):
+                self._pending = False
+            else:
+                log.warning("write-ahead log checkpoint after an erasure busy; retrying")
+        if not self._pending:
+            with self._done:
+                self.position = self._seen
+                self._done.notify_all()
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Until the rounds reached `position` and any erasure up to it was checkpointed."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self.position < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+
+def wal_checkpoint_for(settings: Settings, engine: Engine) -> WalCheckpoint | None:
+    """The erasure checkpoint of the embedded database (PostgreSQL needs none of its own)."""
+    return None if settings.is_postgres else WalCheckpoint(engine)

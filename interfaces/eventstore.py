@@ -45,10 +45,13 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
     SQLiteCursor,
     SQLiteDatastore,
+    SQLiteFactory,
 )
-from eventsourcing.utils import get_topic, retry
+from eventsourcing.utils import Environment, EnvType, get_topic, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -396,6 +399,44 @@ class TenantSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 def _sqlite_originator_id(originator_id: UUID | str) -> str:
     # Same encoding as the library (hex, no hyphens), or select_events breaks.
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
+class SecureDeleteSQLiteConnectionPool(SQLiteConnectionPool):
+    """The library's SQLite pool, each new connection with `PRAGMA secure_delete=ON`.
+
+    SQLite then overwrites deleted content with zeros (and zeroes freed pages) instead of
+    leaving it in the file: an erased person's scrubbed read-model rows and destroyed data key
+    leave no bytes behind. Some SQLite builds (Debian's) default to it, most don't.
+    """
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.sqlite_cursor.close()
+        return connection
+
+
+class SecureDeleteSQLiteFactory(SQLiteFactory):
+    """`PERSISTENCE_MODULE` for the library's SQLite store with secure_delete on every connection.
+
+    The library's factory builds its datastore and pool itself (no class to configure): the
+    pool, which has opened no connection yet, is replaced by an identical one of the class above.
+    """
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        plain = self.datastore.pool
+        self.datastore.pool = SecureDeleteSQLiteConnectionPool(
+            db_name=plain.db_name,
+            lock_timeout=plain.lock_timeout,
+            pool_size=plain.pool_size,
+            max_overflow=plain.max_overflow,
+            pool_timeout=plain.pool_timeout,
+            max_age=plain.max_age,
+            pre_ping=plain.pre_ping,
+        )
+        plain.close()
 
 
 _RECORDER_CLASSES: Final[Mapping[str, type[ApplicationRecorder]]] = {

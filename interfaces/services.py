@@ -14,7 +14,7 @@ from application.conversations.providers import ProviderFactory, SecretBox
 from application.ports import Mailer
 from application.store import CrmApplication
 from interfaces.crypto import secret_box_for
-from interfaces.database import eventstore_env, make_engine
+from interfaces.database import eventstore_env, make_engine, wal_checkpoint_for
 from interfaces.email import EmailSettings, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
 from interfaces.outbox import OutboxWorker, waking
@@ -201,6 +201,7 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
             all_projectors(),
             before_batch=projector_batch_setup(settings),
             after_batch=AnalyticsCoalescer(live),
+            after_round=wal_checkpoint_for(settings, engine),
         )
         wake = runner.wake
         app.after_commit = lambda _position: wake()

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: told (projection, {organization: its last position in the batch}, {organization: its events
 #: in the batch, in log order}) after each commit; events without an organization are left out
 AfterBatch = Callable[[str, Mapping[UUID, int], Mapping[UUID, Sequence[Envelope]]], None]
+#: told, after a round in which every projector of the runner applied the same notifications (and
+#: after idle rounds, with none), what they were: e.g. to act once all read models reflect them
+AfterRound = Callable[[Sequence[Notification]], None]
 
 
 class PositionConflictError(Exception):
@@ -76,6 +79,7 @@ class ProjectionRunner:
         batch_size: int = 1000,
         before_batch: Callable[[Connection], None] | None = None,
         after_batch: AfterBatch | None = None,
+        after_round: AfterRound | None = None,
     ) -> None:
         self.engine = engine
         self.recorder = recorder
@@ -84,6 +88,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.before_batch = before_batch
         self.after_batch = after_batch
+        self.after_round = after_round
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self.positions: dict[str, int] = {}
@@ -118,6 +123,11 @@ class ProjectionRunner:
             start = starts[projector.name]
             mine = [n for n in notifications if n.id > start]
             total += self.apply(projector, start, mine, decoded)
+        if self.after_round is not None:
+            try:
+                self.after_round(notifications)
+            except Exception:  # the batches are committed: the listener's failure is its own
+                log.exception("after-round listener failed")
         return total
 
     def step(self, projector: Projector) -> int:

@@ -122,7 +122,9 @@ class _Message(msgspec.Struct):
 
 class _Ack(msgspec.Struct):
     id: str
+    sender: str | None = msgspec.field(name="from", default=None)
     to: str | None = None
+    participant: str | None = None
     from_me: bool | None = msgspec.field(name="fromMe", default=None)
     ack: int | None = None
     ack_name: str | None = msgspec.field(name="ackName", default=None)
@@ -204,13 +206,47 @@ def _content(raw: _Message) -> tuple[str, str]:
 
 
 def _status(raw: _Ack, at: datetime) -> MessageStatusUpdate | None:
-    if raw.from_me is False:
+    if _from_me(raw) is False:
         return None  # acks of messages the contact sent us (our own read receipts)
     code = raw.ack if raw.ack is not None else _ACK_NAMES.get((raw.ack_name or "").upper())
     status = _ACKS.get(code) if code is not None else None
     if status is None:
         return None  # PENDING or unknown: nothing to record yet
-    return MessageStatusUpdate(provider_message_id=raw.id, status=status, at=at, recipient=raw.to)
+    contact = _acked_contact(raw)
+    if contact is None:
+        return None  # a group, a broadcast, a hidden (@lid) id: no conversation of ours
+    return MessageStatusUpdate(provider_message_id=raw.id, status=status, at=at, recipient=contact)
+
+
+def _acked_contact(raw: _Ack) -> str | None:
+    """The one contact a message of ours was sent to, from its ack; None if it is no contact.
+
+    WEBJS acks carry the whole message (`to` is the contact). NOWEB's one-to-one acks, and the
+    minimal payload WAHA documents for every engine, have no `to`: `fromMe: true` and the
+    contact in `from` (the chat's id). The serialized id `true_<chat>_<id>` names the chat too;
+    it is the last resort. Group acks name the group (`@g.us`) and the reader in
+    `participant`; a `@lid` is WhatsApp's hidden user id, not a phone number.
+    """
+    if raw.participant or (raw.to and not _one_to_one(raw.to)):
+        return None
+    chat = raw.id.split("_")[1] if raw.id.count("_") >= 2 else None
+    for candidate in (raw.to, raw.sender if _from_me(raw) else None, chat):
+        if candidate:
+            return candidate if _one_to_one(candidate) else None
+    return None
+
+
+def _from_me(raw: _Ack) -> bool | None:
+    """`fromMe`, or when absent what the serialized id says (`true_…` / `false_…`)."""
+    if raw.from_me is not None:
+        return raw.from_me
+    prefix = raw.id.split("_", 1)[0] if "_" in raw.id else ""
+    return {"true": True, "false": False}.get(prefix)
+
+
+def _one_to_one(chat: str) -> bool:
+    """A phone-number account (`<digits>@c.us`; NOWEB's internal `@s.whatsapp.net`)."""
+    return chat.endswith(("@c.us", "@s.whatsapp.net"))
 
 
 def _session_update(raw: _Session, session: str | None, at: datetime) -> BridgeSessionUpdate | None:

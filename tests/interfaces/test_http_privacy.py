@@ -10,6 +10,7 @@ import json
 import secrets
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,6 +23,8 @@ from application.conversations import calls
 from application.conversations import messages as conversations
 from application.conversations.providers import CallUpdate, InboundMessage
 from domain.privacy import ERASED
+from interfaces.database import WalCheckpoint
+from interfaces.privacy import subject_keys
 from interfaces.services import Services
 from projections.registry import all_projectors
 from tests.support.api import Tenant, add_member, assert_problem, register
@@ -140,6 +143,42 @@ def scan(services: Services, needles: tuple[str, ...]) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
+def _variants(needle: str) -> set[bytes]:
+    """How a value can sit in the file: UTF-8 text, and inside JSON with non-ASCII escaped."""
+    lowered = needle.lower()
+    return {lowered.encode(), json.dumps(lowered)[1:-1].encode()}
+
+
+def raw_scan(services: Services, needles: tuple[str, ...], *secrets_: bytes) -> list[str]:
+    """'file: needle' for every needle (or secret) found in the raw bytes of the SQLite database
+    file, its write-ahead log or its shared-memory index, freed pages and old frames included."""
+    path = Path(services.settings.sqlite_path)
+    found = []
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if not file.exists():
+            continue
+        data = file.read_bytes()
+        lowered = data.lower()
+        found.extend(
+            f"{file.name}: {n}"
+            for n in needles
+            if any(variant in lowered for variant in _variants(n))
+        )
+        found.extend(f"{file.name}: secret #{i}" for i, s in enumerate(secrets_) if s in data)
+    return sorted(found)
+
+
+def _wrapped_keys(services: Services, subject_id: UUID) -> list[bytes]:
+    keys = subject_keys.c
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(keys.wrapped_key).where(
+                keys.subject_id == subject_id, keys.wrapped_key.is_not(None)
+            )
+        ).scalars()
+        return [bytes(k) for k in rows]
+
+
 def _wait(owner: Tenant) -> None:
     """Until every projector has applied everything written so far."""
     services = owner.client.app.state.services
@@ -204,6 +243,12 @@ def test_erasure_leaves_the_person_nowhere_in_clear_text(
     kept = owner.capture(full_name="Kept Person", email="kept@example.com")
     _wait(owner)
     assert scan(services, NEEDLES)  # the read models hold them in clear before the erasure
+    wrapped = _wrapped_keys(services, lead_id)
+    assert wrapped  # the lead's data key, wrapped by the master key
+    if not services.settings.is_postgres:
+        # the scan does find what is there: every value, and the key
+        seen = {found.split(": ", 1)[1] for found in raw_scan(services, NEEDLES, *wrapped)}
+        assert seen == {*NEEDLES, "secret #0"}
     before = services.app.recorder.max_notification_id()
     stored_before = [
         (n.id, n.state) for n in services.app.recorder.select_notifications(start=1, limit=10**6)
@@ -218,6 +263,12 @@ def test_erasure_leaves_the_person_nowhere_in_clear_text(
     _wait(owner)
 
     assert scan(services, NEEDLES) == []
+    if not services.settings.is_postgres:
+        checkpoint = services.runner.after_round if services.runner else None
+        assert isinstance(checkpoint, WalCheckpoint), "no checkpoint after erasures"
+        assert checkpoint.wait_for(owner.position, timeout=30)
+        # nor in the bytes of the file: freed pages are zeroed, the old log frames truncated
+        assert raw_scan(services, NEEDLES, *wrapped) == []
     # the log is append-only: every earlier event is still there, byte for byte
     stored_after = [
         (n.id, n.state) for n in services.app.recorder.select_notifications(start=1, limit=10**6)

@@ -10,12 +10,15 @@ from uuid import UUID
 import pytest
 from litestar.testing import TestClient
 
+from application.conversations.integrations import credentials
 from application.conversations.messages import CHANNEL, conversation_id, mark_sent
+from application.conversations.providers import OutboundMessage
 from domain.call import Call
 from domain.conversation import Conversation
 from domain.values import Actor
 from interfaces.services import Services
 from tests.support.api import Tenant, assert_problem, cheap_hashing, register  # noqa: F401
+from tests.support.provider_servers import WahaServer
 from tests.support.webhooks import (
     PHONE_NUMBER_ID,
     TelnyxSigner,
@@ -260,6 +263,73 @@ def test_a_message_on_the_web_bridge_joins_the_same_conversation_after_a_switch(
         if isinstance(e, Conversation.MessageReceived)
     ]
     assert kinds == ["business_api", "web_bridge"]
+
+
+@pytest.mark.parametrize("engine", ["NOWEB", "WEBJS"])
+def test_waha_read_receipts_without_to_mark_our_message_delivered_then_read(
+    client: TestClient[Any], services: Services, engine: str
+) -> None:
+    acme = register(client)
+    org = UUID(acme.organization_id)
+    with WahaServer(message_id_style="key" if engine == "NOWEB" else "object") as bridge:
+        setup = {
+            "provider": "web_bridge",
+            "base_url": bridge.url,
+            "session": "default",
+            "api_key": bridge.api_key,
+            "hmac_key": HMAC_KEY,
+        }
+        assert acme.post("/integrations/whatsapp/setup", json=setup).status_code == 200
+        lead = acme.capture(full_name="Ana Souza", phone=E164)
+        sent = acme.post(f"/crm/leads/{lead['id']}/messages", json={"text": "Olá, Ana!"})
+        assert sent.status_code == 201, sent.text
+        queued = sent.json()
+        assert (queued["status"], queued["provider_type"]) == ("queued", "web_bridge")
+        message_id = UUID(queued["message_id"])
+        # delivered as the outbox delivers it: the bridge's adapter sends through WAHA, and
+        # the id WAHA answered (WEBJS `_serialized`, or NOWEB's Baileys key) is recorded
+        creds = credentials(services.app, services.secret_box, org, "whatsapp", "web_bridge")
+        assert creds is not None
+        accepted = services.providers.message_sender(creds).send_message(
+            OutboundMessage(idempotency_key=str(message_id), to=E164, text="Olá, Ana!")
+        )
+        mark_sent(
+            services.app,
+            org,
+            UUID(queued["conversation_id"]),
+            message_id,
+            accepted.provider_message_id,
+            actor=Actor(kind="system", id="test-outbox"),
+        )
+    [request] = bridge.requests
+    assert request.json["chatId"] == f"{SENDER}@c.us"
+    provider_id = accepted.provider_message_id
+    assert provider_id.startswith(f"true_{SENDER}@c.us_")
+    url = f"/webhooks/whatsapp-web/{acme.organization_id}"
+    for ack, name, expected in ((2, "DEVICE", "delivered"), (3, "READ", "read")):
+        # WAHA's documented message.ack (docs/how-to/webhooks): no `to`, the contact in `from`
+        body = json.dumps(
+            {
+                "event": "message.ack",
+                "session": "default",
+                "engine": engine,
+                "payload": {
+                    "id": provider_id,
+                    "from": f"{SENDER}@c.us",
+                    "participant": None,
+                    "fromMe": True,
+                    "ack": ack,
+                    "ackName": name,
+                },
+            }
+        ).encode()
+        response = client.post(url, content=body, headers=waha_signature(HMAC_KEY, body))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"messages": 0, "statuses": 1}
+        assert conversation(services, acme).statuses[message_id] == expected
+    acme.position = services.app.recorder.max_notification_id() or 0
+    messages = acme.get(f"/crm/conversations/{queued['conversation_id']}/messages").json()
+    assert [(m["id"], m["status"]) for m in messages["items"]] == [(str(message_id), "read")]
 
 
 def twilio_setup(tenant: Tenant) -> None:

@@ -615,6 +615,140 @@ def test_pending_unknown_and_incoming_waha_acks_are_skipped(payload: dict[str, A
     assert waha.parse(waha_envelope("message.ack", payload)).statuses == []
 
 
+# WAHA's own example of `message.ack` (docs/site/content/en/docs/how-to/webhooks/index.md in
+# devlikeapro/waha, "the minimum amount that all engines send"): no `to`, no envelope id/time;
+# the NOWEB engine sends one-to-one acks in this shape (`from` = the chat, i.e. the contact)
+WAHA_DOCUMENTED_ACK = b"""{
+  "event": "message.ack",
+  "session": "default",
+  "engine": "WEBJS",
+  "payload": {
+    "id":"true_11111111111@c.us_4CC5EDD64BC22EBA6D639F2AF571346C",
+    "from":"11111111111@c.us",
+    "participant": null,
+    "fromMe":true,
+    "ack":3,
+    "ackName":"READ"
+  }
+}"""
+
+
+def test_the_ack_waha_documents_without_to_is_read_by_its_id_and_contact() -> None:
+    clock = datetime(2026, 12, 7, tzinfo=UTC)
+    batch = waha.parse(WAHA_DOCUMENTED_ACK, request_id="req-7", received_at=clock)
+    [update] = batch.statuses
+    assert update.provider_message_id == "true_11111111111@c.us_4CC5EDD64BC22EBA6D639F2AF571346C"
+    assert (update.status, update.recipient, update.at) == ("read", "11111111111@c.us", clock)
+    assert (batch.session, batch.request_id) == ("default", "req-7")
+
+
+@pytest.mark.parametrize(
+    ("fields", "recipient"),
+    [
+        # WEBJS: the whole message; `from` is our own number, `to` the contact
+        ({"from": "5511900000000@c.us", "to": "5511987654321@c.us"}, "5511987654321@c.us"),
+        # NOWEB one-to-one: no `to`, the contact in `from`
+        ({"from": "5511987654321@c.us"}, "5511987654321@c.us"),
+        ({"from": "5511987654321@c.us", "participant": None}, "5511987654321@c.us"),
+        # no address at all: the chat named by the serialized id
+        ({}, "5511987654321@c.us"),
+        # NOWEB's internal form of the same account
+        ({"from": "5511987654321@s.whatsapp.net"}, "5511987654321@s.whatsapp.net"),
+    ],
+)
+def test_a_waha_ack_of_our_message_finds_its_contact_with_or_without_to(
+    fields: dict[str, Any], recipient: str
+) -> None:
+    payload = {"id": "true_5511987654321@c.us_3EB0AAAA", "fromMe": True, "ack": 2} | fields
+    [update] = waha.parse(waha_envelope("message.ack", payload)).statuses
+    assert (update.provider_message_id, update.status) == (
+        "true_5511987654321@c.us_3EB0AAAA",
+        "delivered",
+    )
+    assert update.recipient == recipient
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"),
+    [
+        ({"ackName": "ERROR"}, "failed"),
+        ({"ackName": "SERVER"}, "sent"),
+        ({"ackName": "DEVICE"}, "delivered"),
+        ({"ackName": "READ"}, "read"),
+        ({"ackName": "PLAYED"}, "read"),
+        ({"ack": -1}, "failed"),
+        ({"ack": 4, "ackName": "PLAYED"}, "read"),
+        ({"ackName": "PENDING"}, None),
+        ({"ack": 0}, None),
+        ({"ackName": "SOMETHING_NEW"}, None),
+    ],
+)
+def test_every_waha_ack_level_without_to_maps_like_the_others(
+    levels: dict[str, Any], expected: str | None
+) -> None:
+    payload = {"id": "true_5511987654321@c.us_3EB0AAAA", "from": "5511987654321@c.us"}
+    statuses = waha.parse(waha_envelope("message.ack", payload | {"fromMe": True} | levels))
+    assert [s.status for s in statuses.statuses] == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # NOWEB group receipt: `from` and `to` are the group, the reader in `participant`
+        {
+            "id": "true_120363025246125486@g.us_3EB0BBBB",
+            "from": "120363025246125486@g.us",
+            "to": "120363025246125486@g.us",
+            "participant": "5511987654321@c.us",
+            "fromMe": True,
+            "ack": 3,
+            "ackName": "READ",
+        },
+        # WEBJS group message: `to` is the group
+        {
+            "id": "true_120363025246125486@g.us_3EB0BBBB_5511900000000@c.us",
+            "from": "5511900000000@c.us",
+            "to": "120363025246125486@g.us",
+            "fromMe": True,
+            "ack": 2,
+        },
+        # a group ack without `to`
+        {
+            "id": "true_120363025246125486@g.us_3EB0BBBB",
+            "from": "120363025246125486@g.us",
+            "fromMe": True,
+            "ack": 3,
+        },
+        # a status broadcast and a channel
+        {"id": "true_status@broadcast_3EB0", "from": "status@broadcast", "fromMe": True, "ack": 2},
+        {"id": "true_1203@newsletter_9", "from": "1203@newsletter", "fromMe": True, "ack": 2},
+        # @lid: WhatsApp's hidden user id (WAHA: "not a phone number"); these digits would
+        # otherwise read as +1 415 555 2671
+        {
+            "id": "true_14155552671@lid_3EB0CCCC",
+            "from": "14155552671@lid",
+            "fromMe": True,
+            "ack": 3,
+        },
+        {"id": "true_14155552671@lid_3EB0CCCC", "fromMe": True, "ack": 3},
+        # the ack of a message the contact sent us, with and without `fromMe`
+        {"id": "false_5511987654321@c.us_3EB0DDDD", "from": "5511987654321@c.us", "ack": 3},
+        {
+            "id": "false_5511987654321@c.us_3EB0DDDD",
+            "from": "5511987654321@c.us",
+            "fromMe": False,
+            "ack": 3,
+        },
+        # nothing names a contact
+        {"id": "3EB0EEEE", "fromMe": True, "ack": 3},
+    ],
+)
+def test_waha_acks_not_of_a_one_to_one_chat_of_ours_give_no_status(
+    payload: dict[str, Any],
+) -> None:
+    assert waha.parse(waha_envelope("message.ack", payload)).statuses == []
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

@@ -21,7 +21,7 @@ from interfaces.migrate import migrate
 from interfaces.services import Services, build_services
 from projections.base import Envelope, Projector
 from projections.registry import all_projectors
-from projections.runner import PositionConflictError, ProjectionRunner, positions
+from projections.runner import PositionConflictError, ProjectionRunner, positions, read_positions
 from projections.timeline import TimelineProjector, rm_lead_timeline
 from tests.conftest import settings_for
 from tests.support.databases import scratch_postgres
@@ -196,3 +196,25 @@ def test_waiting_for_a_position_returns_once_it_is_projected_or_times_out(fresh:
         assert runner.wait_for(["leads"], head + 1000, timeout=0.05) is False
     finally:
         runner.stop()
+
+
+def test_the_after_round_listener_sees_each_round_once_every_projector_applied_it(
+    fresh: Services,
+) -> None:
+    head = write_history(fresh, orgs=2, leads=4)
+    runner = runner_for(fresh, batch=9)
+    rounds: list[tuple[list[int], dict[str, int]]] = []
+
+    def listener(notifications: Sequence[Any]) -> None:
+        with fresh.engine.connect() as conn:
+            rounds.append(([n.id for n in notifications], read_positions(conn)))
+        raise RuntimeError("a failing listener undoes nothing")
+
+    runner.after_round = listener
+    runner.catch_up()
+    assert [i for ids, _ in rounds for i in ids] == list(range(1, head + 1))
+    assert rounds[-1][0] == []  # the last round found nothing new
+    for ids, reached in rounds:  # each round: every projector had committed all of it
+        assert len(ids) <= 9
+        assert all(reached[p.name] >= max(ids, default=0) for p in runner.projectors)
+    assert all(p == head for p in runner.positions.values())

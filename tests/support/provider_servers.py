@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -287,7 +288,8 @@ class WahaServer(ProviderServer):
 
     `sessions` maps name → WAHA status; by default one WORKING session named "default".
     A started session waits for a scan (SCAN_QR_CODE) with `qr_value` as its QR.
-    `message_id_style` chooses how sendText answers the id: "object" (WEBJS) or "string".
+    `message_id_style` chooses how sendText answers the id: "object" (WEBJS), "string", or
+    "key" (NOWEB/GOWS: Baileys' message, `key: {remoteJid: <digits>@s.whatsapp.net, fromMe, id}`).
     """
 
     name = "waha"
@@ -382,6 +384,19 @@ class WahaServer(ProviderServer):
                 "remote": chat,
                 "id": serialized.rsplit("_", 1)[1],
                 "_serialized": serialized,
+            }
+        if self.message_id_style == "key":
+            key = {
+                "remoteJid": chat.replace("@c.us", "@s.whatsapp.net"),
+                "fromMe": True,
+                "id": serialized.rsplit("_", 1)[1],
+            }
+            message = {"extendedTextMessage": {"text": body["text"]}}
+            return 201, {
+                "key": key,
+                "message": message,
+                "messageTimestamp": str(int(time.time())),
+                "status": "PENDING",
             }
         return 201, {"id": ident, "body": body["text"], "to": chat, "fromMe": True, "ack": 0}
 
