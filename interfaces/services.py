@@ -17,6 +17,7 @@ from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine
 from interfaces.email import EmailSettings, LogMailer, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
+from interfaces.observability import background_reporter
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.privacy import keyring_for
 from interfaces.security import Argon2Hasher, MemoryRevocations, RedisRevocations, Tokens
@@ -194,6 +195,7 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
             before_batch=projector_batch_setup(settings),
             after_batch=AnalyticsCoalescer(live),
         )
+        runner.on_error = background_reporter("projections")
         wake = runner.wake
         app.after_commit = lambda _position: wake()
     return Services(
