@@ -170,11 +170,17 @@ def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> N
     Each worker builds its app from the environment with in-process projectors off, so reads
     with X-Min-Position poll the positions table; live updates across processes need Redis.
     """
+    import shutil
     import subprocess
+    import tempfile
 
     import uvicorn
 
     os.environ["CRM_RUN_PROJECTIONS"] = "0"
+    # every worker counts its own requests: they write them under one fresh directory, which a
+    # scrape of any worker sums (prometheus_client's multiprocess mode; see interfaces/http/metrics)
+    metrics_dir = tempfile.mkdtemp(prefix="crm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     child = None
     if projectors:
         command = [sys.executable, "-c", "from interfaces.cli import main; main()"]
@@ -198,6 +204,7 @@ def _serve_workers(host: str, port: int, workers: int, *, projectors: bool) -> N
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 main.add_command(audit)
@@ -212,6 +219,7 @@ def projections() -> None:
 def _runner(names: tuple[str, ...] = ()) -> Any:
     from interfaces.database import wal_checkpoint_for
     from interfaces.live import AnalyticsCoalescer
+    from interfaces.observability import background_reporter
     from interfaces.services import build_services, projector_batch_setup
     from projections.registry import all_projectors
     from projections.runner import ProjectionRunner
@@ -239,6 +247,7 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
         except BaseException:
             services.close()
             raise
+    runner.on_error = background_reporter("projections")
     return services, runner
 
 
@@ -246,9 +255,11 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
 @click.option("--poll-interval", default=0.1, show_default=True, type=click.FloatRange(0.01, 60))
 def projections_run(poll_interval: float) -> None:
     """Run every projector in this process until SIGINT (Ctrl+C) or SIGTERM."""
+    from interfaces.observability import init_sentry, shutdown_sentry
     from interfaces.outbox import waking
 
     services, runner = _runner()
+    reports = init_sentry(services.settings)
     stop = _StopSignals()
     try:
         if services.settings.outbox:  # sends are delivered where their outbox rows are made
@@ -262,6 +273,8 @@ def projections_run(poll_interval: float) -> None:
         runner.stop()
         services.close()
         stop.restore()
+        if reports:
+            shutdown_sentry()
     click.echo("projectors stopped")
 
 
@@ -383,11 +396,13 @@ def outbox_run(poll_interval: float) -> None:
     Run the projectors and the API with CRM_OUTBOX=off to deliver from here only (running
     both is safe: each send is claimed by one dispatcher).
     """
+    from interfaces.observability import init_sentry, shutdown_sentry
     from interfaces.services import build_services
 
     settings = _settings()
     with _database_errors():
         services = build_services(settings, with_runner=False)
+    reports = init_sentry(settings)
     stop = _StopSignals()
     try:
         services.start_outbox(poll_interval=poll_interval)
@@ -398,6 +413,8 @@ def outbox_run(poll_interval: float) -> None:
     finally:
         services.close()
         stop.restore()
+        if reports:
+            shutdown_sentry()
     click.echo("outbox stopped")
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from application.conversations.outbox import Dispatcher
+from interfaces.observability import report_exception
 from projections.base import Envelope
 from projections.outbox import OutboxProjector
 from projections.runner import AfterBatch
@@ -73,8 +74,9 @@ class OutboxWorker:
             try:
                 busy = self.dispatcher.run_once(self.batch) >= self.batch
                 failures = 0
-            except Exception:  # the database is away: try again, more slowly each time
+            except Exception as error:  # the database is away: try again, more slowly each time
                 log.exception("outbox: dispatch failed; retrying")
+                report_exception(error, component="outbox")
                 failures += 1
                 busy = False
                 time.sleep(min(30.0, 0.5 * 2**failures))

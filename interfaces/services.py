@@ -17,6 +17,7 @@ from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine, wal_checkpoint_for
 from interfaces.email import EmailSettings, build_mailer, load_email_settings
 from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
+from interfaces.observability import background_reporter
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.privacy import keyring_for
 from interfaces.redis_circuit import RedisCircuit
@@ -203,6 +204,7 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
             after_batch=AnalyticsCoalescer(live),
             after_round=wal_checkpoint_for(settings, engine),
         )
+        runner.on_error = background_reporter("projections")
         wake = runner.wake
         app.after_commit = lambda _position: wake()
     return Services(

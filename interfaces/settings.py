@@ -14,6 +14,7 @@ import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/crm.db"
 MIN_SECRET = 32
+MIN_OPS_TOKEN = 24
 T = TypeVar("T", int, float)
 
 
@@ -50,6 +51,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: deliver recorded sends (messages, calls) from this process's projector host; turn off
     #: where `crm outbox run` does it instead
     outbox: bool = True
+    #: the operators' credential for /database/info and /metrics (unset: those routes are 404)
+    ops_token: str | None = None
+    #: errors go to Sentry when set (see interfaces/observability.py)
+    sentry_dsn: str | None = None
+    sentry_environment: str | None = None
+    sentry_traces_sample_rate: float = 0.0
+
+    def __repr__(self) -> str:
+        """Secrets masked: a settings object that reaches a log or a traceback shows none."""
+        shown = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS and value:
+                value = "[REDACTED]"
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def is_postgres(self) -> bool:
@@ -58,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def sqlite_path(self) -> str:
         return self.database_url.removeprefix("sqlite:///")
+
+
+_SECRET_FIELDS = frozenset({"secret_key", "master_key", "ops_token", "sentry_dsn", "database_url"})
 
 
 def _validate_database_url(url: str) -> str:
@@ -171,6 +191,37 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
+def _ops_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("CRM_OPS_TOKEN") or None
+    if token is not None and (len(token) < MIN_OPS_TOKEN or token != token.strip()):
+        # the value itself is never repeated: error messages end up in logs
+        raise SettingsError(
+            f"CRM_OPS_TOKEN must have at least {MIN_OPS_TOKEN} characters and no surrounding "
+            "spaces: e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return token
+
+
+def _sentry_dsn(env: Mapping[str, str]) -> str | None:
+    dsn = (env.get("SENTRY_DSN") or "").strip() or None
+    if dsn is None:
+        return None
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.path.strip("/"):
+        # a DSN's public key is not a secret, but say nothing more of it than its shape
+        raise SettingsError(
+            "SENTRY_DSN must look like https://PUBLIC_KEY@HOST/PROJECT_ID (the project's DSN)"
+        )
+    return dsn
+
+
+def _sample_rate(env: Mapping[str, str]) -> float:
+    rate = _number(env, "SENTRY_TRACES_SAMPLE_RATE", float, 0.0, 0.0)
+    if rate > 1:
+        raise SettingsError(f"SENTRY_TRACES_SAMPLE_RATE={rate!r} must be between 0 and 1")
+    return rate
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     database_url = _validate_database_url(env.get("CRM_DATABASE_URL") or DEFAULT_DATABASE_URL)
@@ -214,4 +265,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         provider_private_urls=_flag(env, "CRM_PROVIDER_PRIVATE_URLS", False),
         outbox=_flag(env, "CRM_OUTBOX", True),
+        ops_token=_ops_token(env),
+        sentry_dsn=_sentry_dsn(env),
+        sentry_environment=(env.get("SENTRY_ENVIRONMENT") or "").strip() or None,
+        sentry_traces_sample_rate=_sample_rate(env),
     )

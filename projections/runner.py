@@ -89,6 +89,8 @@ class ProjectionRunner:
         self.before_batch = before_batch
         self.after_batch = after_batch
         self.after_round = after_round
+        #: told of each failed batch (e.g. to report it), after it was logged
+        self.on_error: Callable[[Exception], None] | None = None
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self.positions: dict[str, int] = {}
@@ -239,6 +241,13 @@ class ProjectionRunner:
                 self._progress.wait(left)
         return True
 
+    def _tell(self, error: Exception) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:  # a failing reporter must not stop the projections
+                log.exception("reporting a failed batch failed")
+
     def _publish(self, name: str, position: int) -> None:
         with self._progress:
             self.positions[name] = position
@@ -267,8 +276,9 @@ class ProjectionRunner:
             try:
                 busy = self.run_once() > 0
                 failures = 0
-            except Exception:
+            except Exception as error:
                 log.exception("projection batch failed; retrying")
+                self._tell(error)
                 failures += 1
                 busy = False
                 time.sleep(min(5.0, 0.1 * 2**failures))

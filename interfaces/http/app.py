@@ -32,12 +32,15 @@ from interfaces.http.identity.organizations import (
 from interfaces.http.identity.users import UserController
 from interfaces.http.leads.leads import LeadController
 from interfaces.http.leads.pipeline import PipelineController
+from interfaces.http.metrics import Metrics, RequestMetrics
 from interfaces.http.openapi import document_problems
+from interfaces.http.operations import OPERATIONS_HANDLERS, document_operations
 from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
 from interfaces.logs import configure_logging
+from interfaces.observability import init_sentry, sentry_asgi, shutdown_sentry
 from interfaces.services import Services, build_services
 from interfaces.settings import load_settings
 
@@ -47,6 +50,9 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     owned = services is None if own_services is None else own_services
     svc = services or build_services(load_settings())
     limiter = RateLimiter(svc.settings, svc.redis)
+    metrics = Metrics()
+    # only with SENTRY_DSN; before the app is built, so that its ASGI wrapper sees the client
+    reports = init_sentry(svc.settings)
 
     async def before_request(request: Request[Any, Any, Any]) -> None:
         # app-level before_request runs after every guard: the tenant guard has set the
@@ -69,6 +75,9 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             svc.close()
         else:
             svc.stop_projections()
+        metrics.process_ended()
+        if reports:
+            shutdown_sentry()
 
     app = Litestar(
         route_handlers=[
@@ -88,10 +97,11 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             ConversationCommandController,
             WebhookController,
             health,
+            *OPERATIONS_HANDLERS,
             LiveController,
             live_socket,
         ],
-        state=State({"services": svc}),
+        state=State({"services": svc, "metrics": metrics}),
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=before_request,
         before_send=[security_headers(svc.settings)],
@@ -108,8 +118,12 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
         request_max_body_size=1_048_576,
     )
     document_problems(app)
-    # outermost, so routing's own 404/405 and CORS preflights are logged with a request id too
-    app.asgi_handler = RequestLog(app.asgi_handler, trust_proxy=svc.settings.trust_proxy)
+    document_operations(app)
+    # outermost, so routing's own 404/405 and CORS preflights are logged with a request id too,
+    # and counted (by route template) in the metrics; inside them Sentry's scope per request
+    handler = sentry_asgi(app.asgi_handler)
+    handler = RequestMetrics(handler, metrics)
+    app.asgi_handler = RequestLog(handler, trust_proxy=svc.settings.trust_proxy)
     return app
 
 

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from litestar import Response, get
 from litestar.datastructures import State
 
+from interfaces.operations import projector_lags
 from interfaces.services import Services
-from projections.runner import read_positions
 
 SERVICE = "loved-crm"
 #: events a projector may be behind the log before the service reads as degraded
@@ -79,9 +79,8 @@ def health(state: State) -> Response[Health]:
     try:
         with services.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-            database = Dependency("healthy", database_type, _ms(started))
-            positions = read_positions(conn)
-        head = services.app.recorder.max_notification_id() or 0
+        database = Dependency("healthy", database_type, _ms(started))
+        head, lags = projector_lags(services.engine, services.app)
     except Exception as error:  # noqa: BLE001 - reported as unhealthy, not raised
         database = Dependency("unhealthy", database_type, _ms(started))
         issue = f"database unreachable ({type(error).__name__})"
@@ -90,9 +89,7 @@ def health(state: State) -> Response[Health]:
             status_code=503,
         )
     redis = _redis(services)
-    projectors = {
-        name: ProjectorHealth(pos, max(0, head - pos)) for name, pos in sorted(positions.items())
-    }
+    projectors = {lag.name: ProjectorHealth(lag.position, lag.lag) for lag in lags}
     issues = [] if redis.status != "unhealthy" else ["redis unreachable"]
     issues += [
         f"projector {name} is {p.lag} events behind"

@@ -23,6 +23,7 @@ from domain.errors import (
     RuleViolationError,
     VersionConflictError,
 )
+from interfaces.observability import report_request_error
 from projections.directory import rm_members
 from projections.leads import rm_stages
 
@@ -157,6 +158,7 @@ def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Re
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    report_request_error(request.scope, exc)  # to Sentry, when SENTRY_DSN is set
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
 
 
