@@ -25,7 +25,7 @@ from application import analytics as q
 from application import analytics_report as custom
 from application import analytics_team as team_q
 from application.context import Ctx
-from application.permissions import OWN_LEADS_ONLY, Permission
+from application.permissions import Permission, own_leads_only
 from interfaces.http.common import read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 
@@ -47,7 +47,7 @@ Format = Annotated[
 
 def own_member(ctx: Ctx) -> UUID | None:
     """Sales read only their own per-member rows; everyone else reads all of them."""
-    if ctx.actor.kind == "user" and ctx.role in OWN_LEADS_ONLY:
+    if own_leads_only(ctx):
         return ctx.user_id
     return None
 

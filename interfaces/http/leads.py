@@ -21,10 +21,8 @@ from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_serv
 from interfaces.services import Services
 
 READ = {"permission": Permission.LEADS_READ}
+# which leads a role may change or capture for is the use cases' rule (application.permissions)
 WRITE = {"permission": Permission.LEADS_WRITE}
-# sales change only the leads assigned to them, and capture only for themselves (the guard checks)
-OWN = WRITE | {"own": "lead_id"}
-CAPTURE = WRITE | {"own": "assigned_to"}
 
 
 class MoveBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,7 +91,7 @@ class LeadController(Controller):
     dependencies = {"ctx": Provide(provide_ctx), "services": Provide(provide_services)}  # noqa: RUF012
     tags = ["leads"]  # noqa: RUF012
 
-    @post("/", opt=CAPTURE, sync_to_thread=True, operation_id="captureLead")
+    @post("/", opt=WRITE, sync_to_thread=True, operation_id="captureLead")
     def capture(
         self,
         data: JSONBody[cmds.CaptureLead],
@@ -145,7 +143,7 @@ class LeadController(Controller):
         with services.reading(ctx.organization_id) as conn:
             return answer(queries.get_lead(conn, ctx.organization_id, lead_id), headers)
 
-    @put("/{lead_id:uuid}", opt=OWN, sync_to_thread=True, operation_id="changeLead")
+    @put("/{lead_id:uuid}", opt=WRITE, sync_to_thread=True, operation_id="changeLead")
     def change(
         self,
         lead_id: FromPath[UUID],
@@ -158,7 +156,7 @@ class LeadController(Controller):
 
     @delete(
         "/{lead_id:uuid}",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="archiveLead",
@@ -172,7 +170,7 @@ class LeadController(Controller):
         """Archive a lead: it leaves the board and lists; its history is kept."""
         return cmds.archive_lead(services.app, lead_id, ctx)
 
-    @patch("/{lead_id:uuid}/stage", opt=OWN, sync_to_thread=True, operation_id="moveLead")
+    @patch("/{lead_id:uuid}/stage", opt=WRITE, sync_to_thread=True, operation_id="moveLead")
     def move(
         self,
         lead_id: FromPath[UUID],
@@ -185,7 +183,7 @@ class LeadController(Controller):
             services.app, lead_id, data.stage_id, data.expected_version, ctx
         )
 
-    @put("/{lead_id:uuid}/assign", opt=OWN, sync_to_thread=True, operation_id="assignLead")
+    @put("/{lead_id:uuid}/assign", opt=WRITE, sync_to_thread=True, operation_id="assignLead")
     def assign(
         self,
         lead_id: FromPath[UUID],
@@ -195,7 +193,7 @@ class LeadController(Controller):
     ) -> Written:
         return cmds.assign_lead(services.app, lead_id, data.user_id, ctx)
 
-    @post("/{lead_id:uuid}/notes", opt=OWN, sync_to_thread=True, operation_id="addNote")
+    @post("/{lead_id:uuid}/notes", opt=WRITE, sync_to_thread=True, operation_id="addNote")
     def note(
         self,
         lead_id: FromPath[UUID],
@@ -207,7 +205,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/won",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="winLead",
@@ -222,7 +220,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/lost",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="loseLead",
@@ -238,7 +236,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/reopen",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="reopenLead",

@@ -12,6 +12,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from application.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
+from application.context import Ctx
+from application.permissions import NotPermittedError
 from application.providers import ProviderError
 from application.security import record_incident
 from domain.conversation import WindowClosedError
@@ -118,12 +120,18 @@ def _owners(services: Any, exc: NotFoundError) -> set[UUID]:
         return {row[0] for row in rows}
 
 
+def _ctx(request: Request[Any, Any, Any]) -> Ctx | None:
+    """The guard's context, on routes behind the tenant guard."""
+    ctx: Ctx | None = request.scope.get("state", {}).get("ctx")
+    return ctx
+
+
 def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
     """An id that exists in another organization: both audit trails get the attempt.
 
     The caller sees the same 404 as for an id that exists nowhere.
     """
-    ctx = request.scope.get("state", {}).get("ctx")
+    ctx = _ctx(request)
     if ctx is None:
         return
     services = request.app.state.services
@@ -146,6 +154,27 @@ def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFound
         log.exception("could not record a cross-organization attempt")
 
 
+def on_not_permitted(request: Request[Any, Any, Any], exc: NotPermittedError) -> Response[Any]:
+    """A use case refused the caller this resource (e.g. a sales member someone else's lead):
+    403, recorded like the guard's refusals."""
+    ctx = _ctx(request)
+    if ctx is not None:
+        try:
+            record_incident(
+                request.app.state.services.app,
+                {ctx.organization_id},
+                "permission_denied",
+                ctx.actor,
+                method=request.method,
+                path=request.url.path,
+                permission=str(exc.permission),
+                reason=exc.reason,
+            )
+        except Exception:  # the refusal stands even if it cannot be recorded
+            log.exception("could not record a permission_denied incident")
+    return problem(request, 403, exc.reason)
+
+
 def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Response[Any]:
     """A provider's API refused or failed a synchronous request (e.g. a bridge QR code)."""
     log.warning("provider error on %s: %s (code %s)", request.url.path, exc, exc.code)
@@ -163,6 +192,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 EXCEPTION_HANDLERS: Any = {
     HTTPException: on_http_exception,
     DomainError: on_domain_error,
+    NotPermittedError: on_not_permitted,
     ProviderError: on_provider_error,
     Exception: on_unexpected,
 }
