@@ -28,7 +28,7 @@ from application.api_keys import InvalidApiKeyError, UsageRecorder, looks_like_k
 from application.context import Ctx
 from application.organizations import organization_exists, role_in
 from application.permissions import Permission, allows, key_allows
-from application.security import record_incident
+from application.security import attempt_trails, record_incident
 from domain.values import Actor, Role
 from interfaces.security import InvalidTokenError, TokenClaims
 from interfaces.services import Services
@@ -149,12 +149,10 @@ def _header_organization(
     except ValueError:
         raise PermissionDeniedException("X-Org-Id is not an organization id") from None
     if org_id != own_org:
-        concerned = {own_org}
-        if organization_exists(services.app, org_id):
-            concerned.add(org_id)
+        exists = organization_exists(services.app, org_id)
         _record(
             services,
-            concerned,
+            attempt_trails(own_org, [org_id] if exists else []),
             "cross_organization_attempt",
             actor,
             call,
@@ -181,7 +179,7 @@ def _refuse(services: Services, ctx: Ctx, call: _Call, reason: str, **details: A
 
 def _record(
     services: Services,
-    organizations: set[UUID],
+    organizations: set[UUID] | list[UUID],
     kind: str,
     actor: Actor,
     call: _Call,

@@ -15,7 +15,7 @@ from application.accounts import EmailAlreadyRegisteredError, InvalidCredentials
 from application.context import Ctx
 from application.permissions import NotPermittedError
 from application.providers import ProviderError
-from application.security import record_incident
+from application.security import record_incident, record_unknown_id
 from domain.conversation import WindowClosedError
 from domain.errors import (
     DomainError,
@@ -25,6 +25,7 @@ from domain.errors import (
     RuleViolationError,
     VersionConflictError,
 )
+from domain.security import PLATFORM
 from projections.directory import rm_members
 from projections.leads import rm_stages
 
@@ -88,7 +89,7 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
             request, 422, str(exc), errors=[{"field": exc.field, "message": exc.message}]
         )
     if isinstance(exc, NotFoundError):
-        _record_if_cross_organization(request, exc)
+        _record_unknown_id(request, exc)
         return problem(request, 404, str(exc))
     if isinstance(exc, WindowClosedError):  # the client must change the request: a template
         return problem(request, 422, str(exc), errors=[{"field": "text", "message": str(exc)}])
@@ -126,32 +127,37 @@ def _ctx(request: Request[Any, Any, Any]) -> Ctx | None:
     return ctx
 
 
-def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
-    """An id that exists in another organization: both audit trails get the attempt.
-
-    The caller sees the same 404 as for an id that exists nowhere.
-    """
+def _record_unknown_id(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
+    """An id the caller's organization does not hold (an id of its own, of another kind, is
+    just a wrong request): the caller's trail records the same whether it exists elsewhere or
+    nowhere; an owner's trail and the log get the full attempt. The answer is the same 404."""
     ctx = _ctx(request)
-    if ctx is None:
+    if ctx is None or not isinstance(exc.id, UUID):
         return
     services = request.app.state.services
     try:
-        owners = _owners(services, exc) - {ctx.organization_id}
-        if not owners:
+        owners = _owners(services, exc)
+        if ctx.organization_id in owners:
             return
-        record_incident(
-            request.app.state.services.app,
-            {ctx.organization_id, *owners},
-            "cross_organization_attempt",
-            ctx.actor,
-            method=request.method,
-            path=request.url.path,
-            resource_kind=exc.kind,
-            resource_id=str(exc.id),
-            from_organization_id=str(ctx.organization_id),
+        method, path = request.method, request.url.path
+        record_unknown_id(
+            services.app, ctx, owners, kind=exc.kind, id=exc.id, method=method, path=path
         )
+        if owners - {PLATFORM}:
+            log.warning(
+                "cross-organization attempt: %s %s by %s %s of organization %s for %s %s "
+                "of organization %s",
+                method,
+                path,
+                ctx.actor.kind,
+                ctx.actor.id,
+                ctx.organization_id,
+                exc.kind,
+                exc.id,
+                ", ".join(sorted(str(o) for o in owners)),
+            )
     except Exception:
-        log.exception("could not record a cross-organization attempt")
+        log.exception("could not record a request for an unknown id")
 
 
 def on_not_permitted(request: Request[Any, Any, Any], exc: NotPermittedError) -> Response[Any]:
