@@ -17,9 +17,11 @@
 | api_keys:manage     |   ✓   |         |       |        |
 | integrations:manage |   ✓   |         |       |        |
 
-"own": sales change only leads assigned to them, and capture leads only for themselves (the
-guard checks the lead's assignee on routes that declare `own`); in analytics they see the
-organization's totals and only their own per-member rows. API keys carry scopes instead
+"own": sales change only leads assigned to them (and a lead's conversations), and capture
+leads only for themselves — a lead they capture without an assignee is theirs. The lead use
+cases enforce it through `check_lead_owner` and `capture_assignee` below (routes only name a
+permission); in analytics they see the organization's totals and only their own per-member
+rows (`own_leads_only`). API keys carry scopes instead
 of a role: any permission in KEY_SCOPES; administration stays with people. Exporting the whole
 history is for admins among people, and for keys with `audit:read` (an auditor's or a SIEM's
 key): KEY_IMPLIED gives a key a permission through another of its scopes.
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from enum import StrEnum
+from uuid import UUID
 
+from application.context import Ctx
 from domain.errors import InvalidValueError
 from domain.values import Role
 
@@ -80,6 +84,42 @@ MATRIX: dict[Role, frozenset[Permission]] = {
 
 #: roles whose write permissions reach only their own leads
 OWN_LEADS_ONLY = frozenset({Role.SALES})
+
+
+class NotPermittedError(Exception):
+    """The caller holds the permission, but not over this resource (answered 403, audited)."""
+
+    def __init__(self, permission: Permission, reason: str) -> None:
+        super().__init__(reason)
+        self.permission = permission
+        self.reason = reason
+
+
+def own_leads_only(ctx: Ctx) -> bool:
+    """Whether the caller reaches only the leads assigned to them: a person of a role in
+    OWN_LEADS_ONLY. A key has scopes, not a role (its ctx.role only stands in)."""
+    return ctx.actor.kind == "user" and ctx.role in OWN_LEADS_ONLY
+
+
+def check_lead_owner(ctx: Ctx, assignee_id: UUID | None) -> None:
+    """Refuse a change of a lead (or of its conversations) the caller may not touch."""
+    if own_leads_only(ctx) and assignee_id != ctx.user_id:
+        raise NotPermittedError(
+            Permission.LEADS_WRITE, f"{ctx.role} members change only leads assigned to them"
+        )
+
+
+def capture_assignee(ctx: Ctx, assigned_to: UUID | None) -> UUID | None:
+    """Who a new lead is assigned to: as asked, except that a member limited to their own
+    leads captures for themselves only — and without an assignee, for themselves."""
+    if not own_leads_only(ctx):
+        return assigned_to
+    if assigned_to not in (None, ctx.user_id):
+        raise NotPermittedError(
+            Permission.LEADS_WRITE, f"{ctx.role} members capture leads only for themselves"
+        )
+    return ctx.user_id
+
 
 #: what an API key may be granted: everything but administration (and what keys hold implied)
 KEY_SCOPES = frozenset(Permission) - _ADMINISTRATION - _ADMIN_ONLY

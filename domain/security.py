@@ -3,6 +3,9 @@
 Each incident is its own one-event aggregate in the organization's history, so the audit trail
 shows it beside every other change and recording one never contends with other writes.
 Incidents no organization can own (a login attempt for an unknown email) belong to PLATFORM.
+A request for an id the caller's organization does not hold is `unknown_id_requested` in the
+caller's trail whether or not the id exists elsewhere (no existence oracle); the organization
+that holds it records the `cross_organization_attempt` with its full detail.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from domain.values import Actor
 #: the tenant of incidents that belong to no organization
 PLATFORM = UUID(int=0)
 
+CROSS_ORGANIZATION = "cross_organization_attempt"
+UNKNOWN_ID = "unknown_id_requested"
+
 KINDS = frozenset(
     {
         "login_failed",
-        "cross_organization_attempt",
+        CROSS_ORGANIZATION,
+        UNKNOWN_ID,
         "permission_denied",
         "password_reset_requested",
         "password_reset_completed",

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from application.context import Ctx
 from application.conversations.providers import InboundMessage, MessageStatusUpdate
+from application.permissions import check_lead_owner
 from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.conversation import Conversation
@@ -302,6 +303,7 @@ def reachable_lead(
 ) -> tuple[Lead, ProviderConfig, str]:
     """The lead, the organization's active provider of `kind`, and the lead's E.164 phone."""
     lead = app.load(Lead, lead_id, ctx.organization_id)  # another's lead: not found, first
+    check_lead_owner(ctx, lead.assignee_id)
     org = app.view(Organization, ctx.organization_id, ctx.organization_id)
     config = org.provider(kind)
     if config is None:
@@ -386,11 +388,18 @@ def mark_failed(
     return app.commit(conversation) if conversation.pending_events else 0
 
 
+def _own_conversation(app: CrmApplication, conversation: UUID, ctx: Ctx) -> Conversation:
+    """A conversation to act on: its lead's owner may (checked like a change of the lead)."""
+    found = app.load(Conversation, conversation, ctx.organization_id)
+    check_lead_owner(ctx, app.view(Lead, found.lead_id, ctx.organization_id).assignee_id)
+    return found
+
+
 def hand_off(
     app: CrmApplication, conversation: UUID, user_id: UUID | None, ctx: Ctx
 ) -> tuple[UUID, int, int]:
     """Give the conversation to a member (or back to the lead's owner with None)."""
-    found = app.load(Conversation, conversation, ctx.organization_id)
+    found = _own_conversation(app, conversation, ctx)
     if user_id is not None:
         org = app.view(Organization, ctx.organization_id, ctx.organization_id)
         if org.role_of(user_id) is None:
@@ -400,6 +409,6 @@ def hand_off(
 
 
 def close(app: CrmApplication, conversation: UUID, ctx: Ctx) -> tuple[UUID, int, int]:
-    found = app.load(Conversation, conversation, ctx.organization_id)
+    found = _own_conversation(app, conversation, ctx)
     found.close(actor=ctx.actor)
     return found.id, found.version, app.commit(found) if found.pending_events else 0

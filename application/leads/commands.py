@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from application.context import Ctx, Written
+from application.permissions import capture_assignee, check_lead_owner
 from application.store import CrmApplication
 from domain.errors import (
     InvalidValueError,
@@ -57,7 +58,10 @@ def _pipeline(app: CrmApplication, ctx: Ctx) -> Pipeline:
 
 
 def _lead(app: CrmApplication, lead_id: UUID, ctx: Ctx, expected: int | None = None) -> Lead:
+    """The caller's lead to change: another organization's is not found, someone else's is
+    refused to a member limited to their own leads (before any version check)."""
     lead = app.load(Lead, lead_id, ctx.organization_id)
+    check_lead_owner(ctx, lead.assignee_id)
     if expected is not None and lead.version != expected:
         raise VersionConflictError(lead.id, lead.version, expected)
     return lead
@@ -83,12 +87,13 @@ def _written(app: CrmApplication, lead: Lead) -> Written:
 
 
 def capture_lead(app: CrmApplication, cmd: CaptureLead, ctx: Ctx) -> Written:
+    assignee = capture_assignee(ctx, cmd.assigned_to)
     pipeline = _pipeline(app, ctx)
     if cmd.stage_id is None:
         stage = pipeline.first_stage_of(StageType.OPEN).ref
     else:
         stage = _stage_of(pipeline, cmd.stage_id)
-    _check_member(app, cmd.assigned_to, ctx)
+    _check_member(app, assignee, ctx)
     details = {
         f: getattr(cmd, f)
         for f in ("full_name", "email", "phone", "company", "source", "estimated_value")
@@ -99,7 +104,7 @@ def capture_lead(app: CrmApplication, cmd: CaptureLead, ctx: Ctx) -> Written:
         pipeline_id=pipeline.id,
         stage=stage,
         details=details,
-        assignee_id=cmd.assigned_to,
+        assignee_id=assignee,
         actor=ctx.actor,
     )
     return _written(app, lead)

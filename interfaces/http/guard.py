@@ -3,9 +3,8 @@
 401 without valid credentials (a user's access token, or an API key as `Authorization: Bearer`
 or `X-API-Key`); 403 when the header's organization is not the credential's, the user is not a
 member, or the role (or the key's scopes) lacks the route's permission. Routes name their
-permission in `opt={"permission": ...}`; a route that changes one lead also names the path
-parameter holding it (`"own": "lead_id"`), and capture names the body field (`"own":
-"assigned_to"`): sales pass only for leads assigned to them. Refusals of a role and
+permission in `opt={"permission": ...}` and nothing else: which leads a role reaches is the use
+cases' rule (`application.permissions.check_lead_owner`). Refusals of a role and
 cross-organization headers are recorded as security incidents. Handlers receive the `Ctx`.
 """
 
@@ -18,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from uuid import UUID
 
-import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -33,11 +31,9 @@ from application.identity.api_keys import (
     looks_like_key,
     verify_key,
 )
-from application.identity.incidents import record_incident
+from application.identity.incidents import attempt_trails, record_incident
 from application.identity.organizations import organization_exists, role_in
-from application.permissions import OWN_LEADS_ONLY, Permission, allows, key_allows
-from domain.conversation import Conversation
-from domain.lead import Lead
+from application.permissions import Permission, allows, key_allows
 from domain.values import Actor, Role
 from interfaces.security import InvalidTokenError, TokenClaims
 from interfaces.services import Services
@@ -114,10 +110,6 @@ async def tenant_guard(
     else:
         ctx = await loop.run_in_executor(None, _user_ctx, services, credential, call)
     connection.state.ctx = ctx
-    own = handler.opt.get("own")
-    if own and ctx.actor.kind == "user" and ctx.role in OWN_LEADS_ONLY:
-        claimed = await _claimed_assignee(connection, own)
-        await loop.run_in_executor(None, _check_own, services, ctx, call, own, claimed)
 
 
 def _user_ctx(services: Services, token: str, call: _Call) -> Ctx:
@@ -162,12 +154,10 @@ def _header_organization(
     except ValueError:
         raise PermissionDeniedException("X-Org-Id is not an organization id") from None
     if org_id != own_org:
-        concerned = {own_org}
-        if organization_exists(services.app, org_id):
-            concerned.add(org_id)
+        exists = organization_exists(services.app, org_id)
         _record(
             services,
-            concerned,
+            attempt_trails(own_org, [org_id] if exists else []),
             "cross_organization_attempt",
             actor,
             call,
@@ -194,7 +184,7 @@ def _refuse(services: Services, ctx: Ctx, call: _Call, reason: str, **details: A
 
 def _record(
     services: Services,
-    organizations: set[UUID],
+    organizations: set[UUID] | list[UUID],
     kind: str,
     actor: Actor,
     call: _Call,
@@ -212,40 +202,6 @@ def _record(
         )
     except Exception:  # the refusal stands even if it cannot be recorded
         log.exception("could not record a %s incident", kind)
-
-
-async def _claimed_assignee(connection: ASGIConnection[Any, Any, Any, Any], own: str) -> Any:
-    """The lead id in the path, or for capture the body's assignee."""
-    if own != "assigned_to":
-        return connection.path_params.get(own)
-    if not isinstance(connection, Request):
-        return None
-    try:
-        body = msgspec.json.decode(await connection.body())
-    except msgspec.DecodeError:
-        return None
-    return body.get("assigned_to") if isinstance(body, dict) else None
-
-
-def _check_own(services: Services, ctx: Ctx, call: _Call, own: str, claimed: Any) -> None:
-    if own == "assigned_to":
-        if _as_uuid(claimed) != ctx.user_id:
-            _refuse(services, ctx, call, "sales capture leads only assigned to themselves")
-        return
-    if not isinstance(claimed, UUID):
-        return  # the route's own validation answers
-    if own == "conversation_id":  # a conversation is the lead's: its owner may act on it
-        claimed = services.app.view(Conversation, claimed, ctx.organization_id).lead_id
-    lead = services.app.view(Lead, claimed, ctx.organization_id)
-    if lead.assignee_id != ctx.user_id:
-        _refuse(services, ctx, call, "sales change only leads assigned to them")
-
-
-def _as_uuid(value: Any) -> UUID | None:
-    try:
-        return UUID(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _note_use(connection: ASGIConnection[Any, Any, Any, Any], services: Services, ctx: Ctx) -> None:

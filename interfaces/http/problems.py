@@ -11,9 +11,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from application.context import Ctx
 from application.conversations.providers import ProviderError
 from application.identity.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
-from application.identity.incidents import record_incident
+from application.identity.incidents import record_incident, record_unknown_id
+from application.permissions import NotPermittedError
 from domain.conversation import WindowClosedError
 from domain.errors import (
     DomainError,
@@ -23,6 +25,7 @@ from domain.errors import (
     RuleViolationError,
     VersionConflictError,
 )
+from domain.security import PLATFORM
 from interfaces.observability import report_request_error
 from projections.directory import rm_members
 from projections.leads import rm_stages
@@ -87,7 +90,7 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
             request, 422, str(exc), errors=[{"field": exc.field, "message": exc.message}]
         )
     if isinstance(exc, NotFoundError):
-        _record_if_cross_organization(request, exc)
+        _record_unknown_id(request, exc)
         return problem(request, 404, str(exc))
     if isinstance(exc, WindowClosedError):  # the client must change the request: a template
         return problem(request, 422, str(exc), errors=[{"field": "text", "message": str(exc)}])
@@ -119,32 +122,64 @@ def _owners(services: Any, exc: NotFoundError) -> set[UUID]:
         return {row[0] for row in rows}
 
 
-def _record_if_cross_organization(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
-    """An id that exists in another organization: both audit trails get the attempt.
+def _ctx(request: Request[Any, Any, Any]) -> Ctx | None:
+    """The guard's context, on routes behind the tenant guard."""
+    ctx: Ctx | None = request.scope.get("state", {}).get("ctx")
+    return ctx
 
-    The caller sees the same 404 as for an id that exists nowhere.
-    """
-    ctx = request.scope.get("state", {}).get("ctx")
-    if ctx is None:
+
+def _record_unknown_id(request: Request[Any, Any, Any], exc: NotFoundError) -> None:
+    """An id the caller's organization does not hold (an id of its own, of another kind, is
+    just a wrong request): the caller's trail records the same whether it exists elsewhere or
+    nowhere; an owner's trail and the log get the full attempt. The answer is the same 404."""
+    ctx = _ctx(request)
+    if ctx is None or not isinstance(exc.id, UUID):
         return
     services = request.app.state.services
     try:
-        owners = _owners(services, exc) - {ctx.organization_id}
-        if not owners:
+        owners = _owners(services, exc)
+        if ctx.organization_id in owners:
             return
-        record_incident(
-            request.app.state.services.app,
-            {ctx.organization_id, *owners},
-            "cross_organization_attempt",
-            ctx.actor,
-            method=request.method,
-            path=request.url.path,
-            resource_kind=exc.kind,
-            resource_id=str(exc.id),
-            from_organization_id=str(ctx.organization_id),
+        method, path = request.method, request.url.path
+        record_unknown_id(
+            services.app, ctx, owners, kind=exc.kind, id=exc.id, method=method, path=path
         )
+        if owners - {PLATFORM}:
+            log.warning(
+                "cross-organization attempt: %s %s by %s %s of organization %s for %s %s "
+                "of organization %s",
+                method,
+                path,
+                ctx.actor.kind,
+                ctx.actor.id,
+                ctx.organization_id,
+                exc.kind,
+                exc.id,
+                ", ".join(sorted(str(o) for o in owners)),
+            )
     except Exception:
-        log.exception("could not record a cross-organization attempt")
+        log.exception("could not record a request for an unknown id")
+
+
+def on_not_permitted(request: Request[Any, Any, Any], exc: NotPermittedError) -> Response[Any]:
+    """A use case refused the caller this resource (e.g. a sales member someone else's lead):
+    403, recorded like the guard's refusals."""
+    ctx = _ctx(request)
+    if ctx is not None:
+        try:
+            record_incident(
+                request.app.state.services.app,
+                {ctx.organization_id},
+                "permission_denied",
+                ctx.actor,
+                method=request.method,
+                path=request.url.path,
+                permission=str(exc.permission),
+                reason=exc.reason,
+            )
+        except Exception:  # the refusal stands even if it cannot be recorded
+            log.exception("could not record a permission_denied incident")
+    return problem(request, 403, exc.reason)
 
 
 def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Response[Any]:
@@ -165,6 +200,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 EXCEPTION_HANDLERS: Any = {
     HTTPException: on_http_exception,
     DomainError: on_domain_error,
+    NotPermittedError: on_not_permitted,
     ProviderError: on_provider_error,
     Exception: on_unexpected,
 }

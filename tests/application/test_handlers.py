@@ -13,6 +13,7 @@ from application.context import Ctx
 from application.identity import accounts
 from application.leads import commands as leads
 from application.leads import pipelines
+from application.permissions import NotPermittedError
 from application.ports import UserRecord
 from domain.errors import NotFoundError, StageInUseError
 from domain.lead import Lead
@@ -27,6 +28,14 @@ def owner_of(services: Services, name: str = "Acme") -> Ctx:
     cmd = accounts.Register(f"{uuid4().hex[:8]}@example.com", "long enough pw", "Owner", name)
     done = accounts.register(services.app, services.users, services.hasher, cmd)
     return Ctx(done.organization_id, done.user_id, Role.ADMIN, Actor("user", str(done.user_id)))
+
+
+def member_of(services: Services, owner: Ctx, role: Role) -> Ctx:
+    user_id = uuid4()
+    org = services.app.load(Organization, owner.organization_id, owner.organization_id)
+    org.add_member(user_id, role, actor=owner.actor)
+    services.app.commit(org)
+    return Ctx(owner.organization_id, user_id, role, Actor("user", str(user_id)))
 
 
 def stages(services: Services, ctx: Ctx) -> list[object]:
@@ -133,3 +142,36 @@ def test_a_user_repository_refuses_a_second_account_with_the_same_email(services
     services.users.add(user) if services.users.by_email(user.email) is None else None
     with pytest.raises(EmailTakenError):
         services.users.add(UserRecord(uuid4(), "same@example.com", "B", "hash", datetime.now(UTC)))
+
+
+def test_a_sales_member_captures_for_themselves_and_changes_only_their_own_leads(
+    services: Services,
+) -> None:
+    admin = owner_of(services)
+    sales = member_of(services, admin, Role.SALES)
+    app = services.app
+    mine = leads.capture_lead(app, leads.CaptureLead(full_name="Walk-in"), sales)
+    assert app.load(Lead, mine.id, admin.organization_id).assignee_id == sales.user_id
+    theirs = leads.capture_lead(app, leads.CaptureLead(full_name="Theirs"), admin)
+    assert app.load(Lead, theirs.id, admin.organization_id).assignee_id is None
+    for refused in (
+        lambda: leads.capture_lead(
+            app, leads.CaptureLead(full_name="X", assigned_to=admin.user_id), sales
+        ),
+        lambda: leads.add_note(app, theirs.id, "mine now", sales),
+        lambda: leads.assign_lead(app, theirs.id, sales.user_id, sales),
+        # someone else's lead is refused before a stale version is even looked at
+        lambda: leads.change_lead_details(
+            app, theirs.id, leads.ChangeLeadDetails(expected_version=99, company="X"), sales
+        ),
+    ):
+        with pytest.raises(NotPermittedError):
+            refused()
+    leads.add_note(app, mine.id, "called back", sales)
+    assert app.load(Lead, theirs.id, admin.organization_id).version == 1
+    # managers and API keys are not limited to their own leads
+    manager = member_of(services, admin, Role.MANAGER)
+    leads.add_note(app, theirs.id, "checked", manager)
+    key = Ctx(admin.organization_id, uuid4(), Role.SALES, Actor("api_key", str(uuid4())))
+    leads.add_note(app, theirs.id, "from the form", key)
+    assert app.load(Lead, theirs.id, admin.organization_id).version == 3

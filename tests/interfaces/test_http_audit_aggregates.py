@@ -165,33 +165,49 @@ def test_bad_selectors_are_problems(
         assert body["errors"][0]["field"] == field
 
 
-def test_another_organizations_aggregate_is_404_like_an_unknown_id_and_audited_in_both(
+def test_another_organizations_aggregate_is_404_like_an_unknown_id_and_audited_like_one(
     client: TestClient[Any], services: Any
 ) -> None:
     acme, rival = register(client, "Acme"), register(client, "Rival")
     secret = acme.capture(full_name="Acme secret")["id"]
     acme_ids = [secret, acme.organization_id]
     rival.position = acme.position
+    unknown = str(uuid4())
 
     for params in ({}, {"version": "99"}, {"at": "2000-01-01T00:00:00Z"}, {"version": "1"}):
         for foreign in acme_ids:
             response = rival.get(f"/audit/aggregates/{foreign}", params=params)
             assert_problem(response, 404)
             assert "Acme" not in response.text
-    assert_problem(rival.get(f"/audit/aggregates/{uuid4()}"), 404)
+    assert_problem(rival.get(f"/audit/aggregates/{unknown}"), 404)
     assert_problem(rival.get("/audit/aggregates/not-a-uuid"), 404)
 
     head = services.app.recorder.max_notification_id()
+    trails = {}
     for tenant in (acme, rival):
         rows = tenant.get(
             "/audit/events",
             params={"event_type": INCIDENT, "limit": 200},
             headers={"X-Min-Position": str(head)},
         ).json()["items"]
-        attempts = [r["changes"]["details"]["after"] for r in rows]
-        assert {a["resource_id"] for a in attempts} == set(acme_ids), tenant.organization_id
-        assert {a["resource_kind"] for a in attempts} == {"aggregate"}
-        assert {a["from_organization_id"] for a in attempts} == {rival.organization_id}
+        trails[tenant.organization_id] = [
+            r["changes"]["details"]["after"] | {"kind": r["changes"]["kind"]["after"]} for r in rows
+        ]
+    # the owner's trail: every attempt in full
+    attempts = trails[acme.organization_id]
+    assert len(attempts) == 8 and {a["resource_id"] for a in attempts} == set(acme_ids)
+    assert {a["kind"] for a in attempts} == {"cross_organization_attempt"}
+    assert {a["resource_kind"] for a in attempts} == {"aggregate"}
+    assert {a["from_organization_id"] for a in attempts} == {rival.organization_id}
+    # the asker's: the same record for acme's ids as for the unknown one, naming no one
+    asked = trails[rival.organization_id]
+    assert {a["resource_id"] for a in asked} == {*acme_ids, unknown} and len(asked) == 9
+    assert {(a["kind"], a["resource_kind"]) for a in asked} == {
+        ("unknown_id_requested", "aggregate")
+    }
+    assert all(
+        a.keys() == {"kind", "method", "path", "resource_kind", "resource_id"} for a in asked
+    )
     assert as_of(acme, secret)["state"]["full_name"] == "Acme secret"
 
 

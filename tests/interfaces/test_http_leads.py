@@ -95,9 +95,12 @@ def test_capture_refuses_bad_details_and_writes_nothing(
         response = acme.post("/crm/leads", json=body)
         assert response.status_code in (400, 422), (body, response.text)
         assert_problem(response, response.status_code)
+    assert services.app.recorder.max_notification_id() == head
     for unknown in ({"stage_id": str(uuid4())}, {"assigned_to": str(uuid4())}):
         assert_problem(acme.post("/crm/leads", json={"full_name": "A"} | unknown), 404)
-    assert services.app.recorder.max_notification_id() == head
+    # ids the organization does not hold leave a security record only (test_http_security_events)
+    written = services.app.recorder.select_notifications(head + 1, 100)
+    assert written and {n.topic for n in written} == {"domain.security:SecurityIncident.Recorded"}
 
 
 def test_leads_page_newest_first_with_keyset_cursors(client: TestClient[Any]) -> None:

@@ -1,6 +1,7 @@
 """The role → permission matrix, enforced by the guard alone: every route, every role.
 
-Sales change only the leads assigned to them; viewers only read; administration is for admins.
+Sales change only the leads assigned to them (the lead use cases' rule, beside the matrix) and
+capture for themselves; viewers only read; administration is for admins.
 """
 
 from __future__ import annotations
@@ -244,8 +245,49 @@ def test_sales_capture_leads_only_for_themselves(client: TestClient[Any], servic
     assert own.status_code == 201, own.text
     other = members[Role.MANAGER].user_id
     assert_problem(sales.post("/crm/leads", json={"full_name": "X", "assigned_to": other}), 403)
-    assert_problem(sales.post("/crm/leads", json={"full_name": "Unassigned"}), 403)
     assert sales.get("/crm/leads").json()["items"][0]["id"] == own.json()["id"]
+
+
+def test_a_sales_rep_capturing_a_lead_without_an_assignee_owns_it(
+    client: TestClient[Any], services: Any
+) -> None:
+    members = team(client, services)
+    sales, manager = members[Role.SALES], members[Role.MANAGER]
+    sales.position = max(m.position for m in members.values())
+    captured = sales.post("/crm/leads", json={"full_name": "Walk-in"})
+    assert captured.status_code == 201, captured.text
+    lead = captured.json()["id"]
+    sales.position = captured.json()["position"]
+    assert sales.get(f"/crm/leads/{lead}").json()["assigned_to"] == sales.user_id
+    cards = [c for s in sales.get("/crm/pipeline/board").json()["stages"] for c in s["leads"]]
+    assert [c["assigned_to"] for c in cards if c["id"] == lead] == [sales.user_id]
+    # the rep's own lead: theirs to change; naming a colleague stays refused
+    assert sales.post(f"/crm/leads/{lead}/notes", json={"text": "called"}).status_code == 201
+    theirs = {"full_name": "X", "assigned_to": manager.user_id}
+    assert_problem(sales.post("/crm/leads", json=theirs), 403)
+    # other roles still capture unassigned leads
+    manager.position = sales.position
+    unassigned = manager.post("/crm/leads", json={"full_name": "Unassigned"})
+    assert unassigned.status_code == 201, unassigned.text
+    manager.position = unassigned.json()["position"]
+    assert manager.get(f"/crm/leads/{unassigned.json()['id']}").json()["assigned_to"] is None
+
+
+def test_an_api_key_captures_unassigned_leads_and_for_any_member(
+    client: TestClient[Any], services: Any
+) -> None:
+    members = team(client, services)
+    admin, sales = members[Role.ADMIN], members[Role.SALES]
+    admin.position = max(m.position for m in members.values())
+    made = admin.post("/api-keys", json={"name": "form", "scopes": ["leads:write"]})
+    key = {"X-API-Key": made.json()["key"]}
+    for assignee in (None, sales.user_id):
+        body = {"full_name": "From the form", "assigned_to": assignee}
+        captured = client.post("/crm/leads", json=body, headers=key)
+        assert captured.status_code == 201, captured.text
+        admin.position = captured.json()["position"]
+        lead = admin.get(f"/crm/leads/{captured.json()['id']}").json()
+        assert lead["assigned_to"] == assignee
 
 
 def test_a_sales_member_asking_for_another_organizations_lead_gets_404(

@@ -21,7 +21,7 @@ from application.analytics import queries as q
 from application.analytics import report as custom
 from application.analytics import team as team_q
 from application.context import Ctx
-from application.permissions import OWN_LEADS_ONLY, Permission
+from application.permissions import Permission, own_leads_only
 from interfaces.http.common import read_after
 from interfaces.http.csv_tables import MEDIA_TYPE, Tables
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
@@ -44,7 +44,7 @@ Format = Annotated[
 
 def own_member(ctx: Ctx) -> UUID | None:
     """Sales read only their own per-member rows; everyone else reads all of them."""
-    if ctx.actor.kind == "user" and ctx.role in OWN_LEADS_ONLY:
+    if own_leads_only(ctx):
         return ctx.user_id
     return None
 

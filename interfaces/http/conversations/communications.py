@@ -24,11 +24,9 @@ from application.permissions import Permission
 from interfaces.http.common import answer, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 
-# sales talk only to the leads assigned to them (the guard checks the lead's assignee)
-OWN = {"permission": Permission.LEADS_WRITE, "own": "lead_id"}
+# sales talk only to the leads assigned to them and act only on their conversations: the use
+# cases check it (application.permissions.check_lead_owner)
 WRITE = {"permission": Permission.LEADS_WRITE}
-# and only the conversations of their own leads
-OWN_CONVERSATION = WRITE | {"own": "conversation_id"}
 READ = {"permission": Permission.LEADS_READ}
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 Cursor = Annotated[str | None, QueryParameter(max_length=500)]
@@ -68,7 +66,7 @@ class LeadCommunicationController(Controller):
             )
         return answer(page, headers)
 
-    @post("/messages", opt=OWN, sync_to_thread=True, operation_id="sendMessage")
+    @post("/messages", opt=WRITE, sync_to_thread=True, operation_id="sendMessage")
     def send_message(
         self,
         lead_id: FromPath[UUID],
@@ -82,7 +80,7 @@ class LeadCommunicationController(Controller):
         now = datetime.now(UTC)
         return conversations.send_message(services.app, lead_id, data, ctx, now=now)
 
-    @post("/calls", opt=OWN, sync_to_thread=True, operation_id="placeCall")
+    @post("/calls", opt=WRITE, sync_to_thread=True, operation_id="placeCall")
     def place_call(
         self,
         lead_id: FromPath[UUID],
@@ -102,7 +100,7 @@ class ConversationCommandController(Controller):
 
     @post(
         "/handoff",
-        opt=OWN_CONVERSATION,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="handOff",
@@ -122,7 +120,7 @@ class ConversationCommandController(Controller):
 
     @post(
         "/close",
-        opt=OWN_CONVERSATION,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="closeChat",

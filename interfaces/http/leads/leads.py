@@ -22,10 +22,8 @@ from interfaces.http.common import answer, parse_time, read_after
 from interfaces.http.guard import CtxDep, ServicesDep, provide_ctx, provide_services, tenant_guard
 
 READ = {"permission": Permission.LEADS_READ}
+# which leads a role may change or capture for is the use cases' rule (application.permissions)
 WRITE = {"permission": Permission.LEADS_WRITE}
-# sales change only the leads assigned to them, and capture only for themselves (the guard checks)
-OWN = WRITE | {"own": "lead_id"}
-CAPTURE = WRITE | {"own": "assigned_to"}
 
 
 class MoveBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -62,7 +60,7 @@ class LeadController(Controller):
     dependencies = {"ctx": Provide(provide_ctx), "services": Provide(provide_services)}  # noqa: RUF012
     tags = ["leads"]  # noqa: RUF012
 
-    @post("/", opt=CAPTURE, sync_to_thread=True, operation_id="captureLead")
+    @post("/", opt=WRITE, sync_to_thread=True, operation_id="captureLead")
     def capture(
         self,
         data: JSONBody[cmds.CaptureLead],
@@ -114,7 +112,7 @@ class LeadController(Controller):
         with services.reading(ctx.organization_id) as conn:
             return answer(queries.get_lead(conn, ctx.organization_id, lead_id), headers)
 
-    @put("/{lead_id:uuid}", opt=OWN, sync_to_thread=True, operation_id="changeLead")
+    @put("/{lead_id:uuid}", opt=WRITE, sync_to_thread=True, operation_id="changeLead")
     def change(
         self,
         lead_id: FromPath[UUID],
@@ -127,7 +125,7 @@ class LeadController(Controller):
 
     @delete(
         "/{lead_id:uuid}",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="archiveLead",
@@ -141,7 +139,7 @@ class LeadController(Controller):
         """Archive a lead: it leaves the board and lists; its history is kept."""
         return cmds.archive_lead(services.app, lead_id, ctx)
 
-    @patch("/{lead_id:uuid}/stage", opt=OWN, sync_to_thread=True, operation_id="moveLead")
+    @patch("/{lead_id:uuid}/stage", opt=WRITE, sync_to_thread=True, operation_id="moveLead")
     def move(
         self,
         lead_id: FromPath[UUID],
@@ -154,7 +152,7 @@ class LeadController(Controller):
             services.app, lead_id, data.stage_id, data.expected_version, ctx
         )
 
-    @put("/{lead_id:uuid}/assign", opt=OWN, sync_to_thread=True, operation_id="assignLead")
+    @put("/{lead_id:uuid}/assign", opt=WRITE, sync_to_thread=True, operation_id="assignLead")
     def assign(
         self,
         lead_id: FromPath[UUID],
@@ -164,7 +162,7 @@ class LeadController(Controller):
     ) -> Written:
         return cmds.assign_lead(services.app, lead_id, data.user_id, ctx)
 
-    @post("/{lead_id:uuid}/notes", opt=OWN, sync_to_thread=True, operation_id="addNote")
+    @post("/{lead_id:uuid}/notes", opt=WRITE, sync_to_thread=True, operation_id="addNote")
     def note(
         self,
         lead_id: FromPath[UUID],
@@ -176,7 +174,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/won",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="winLead",
@@ -191,7 +189,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/lost",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="loseLead",
@@ -207,7 +205,7 @@ class LeadController(Controller):
 
     @post(
         "/{lead_id:uuid}/reopen",
-        opt=OWN,
+        opt=WRITE,
         sync_to_thread=True,
         status_code=200,
         operation_id="reopenLead",
