@@ -149,8 +149,9 @@ class ReadModels(Protocol):
         ...
 
     def internal(self, organization_id: UUID) -> AbstractContextManager[Connection]:
-        """A read-only transaction on the operational tables no tenant role reads (the outbox);
-        every query on it filters by the organization."""
+        """A read-only transaction outside row-level security, for the operational tables no
+        tenant role reads (the outbox) and the platform's own lookups across organizations
+        (who holds an id asked for by another); tenant queries on it filter by the organization."""
         ...
 
     def wait_for(self, names: Iterable[str], position: int, timeout: float | None = None) -> bool:

@@ -6,10 +6,22 @@ from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
+
 from application.context import Ctx
+from application.ports import ReadModels
 from application.store import CrmApplication
+from domain.errors import ForeignAggregateError, NotFoundError
 from domain.security import CROSS_ORGANIZATION, PLATFORM, UNKNOWN_ID, SecurityIncident
 from domain.values import Actor
+from projections.directory import rm_members
+from projections.leads import rm_stages
+
+#: ids that live inside an aggregate rather than being one: whose they are is in a read model
+_INNER_IDS = {
+    "stage": (rm_stages, rm_stages.c.stage_id),
+    "member": (rm_members, rm_members.c.user_id),
+}
 
 
 def record_incident(
@@ -73,3 +85,44 @@ def record_unknown_id(
         for org in others
     ]
     return app.commit(*incidents)
+
+
+def holders_of(
+    app: CrmApplication, read_models: ReadModels, ctx: Ctx, exc: NotFoundError
+) -> set[UUID]:
+    """The organizations that do hold the id the caller could not find (usually none)."""
+    if isinstance(exc, ForeignAggregateError):
+        return {exc.owner_id}
+    if not isinstance(exc.id, UUID):
+        return set()
+    owner = app.organization_of(exc.id)
+    if owner is not None:
+        return {owner}
+    table, column = _INNER_IDS.get(exc.kind, (None, None))
+    if table is None or column is None:
+        return set()
+    # every organization's rows: this lookup is the platform's, not the caller's
+    with read_models.internal(ctx.organization_id) as conn:
+        rows = conn.execute(sa.select(table.c.organization_id).where(column == exc.id).limit(20))
+        return {row[0] for row in rows}
+
+
+def record_not_found(
+    app: CrmApplication,
+    read_models: ReadModels,
+    ctx: Ctx,
+    exc: NotFoundError,
+    *,
+    method: str,
+    path: str,
+) -> set[UUID]:
+    """Record a request for an id the caller's organization does not hold (see
+    `record_unknown_id`); answers the other organizations holding it, for the server log.
+    An id of the caller's own organization (of another kind) is just a wrong request."""
+    if not isinstance(exc.id, UUID):
+        return set()
+    holders = holders_of(app, read_models, ctx, exc)
+    if ctx.organization_id in holders:
+        return set()
+    record_unknown_id(app, ctx, holders, kind=exc.kind, id=exc.id, method=method, path=path)
+    return holders - {PLATFORM}

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -14,21 +13,17 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from application.context import Ctx
 from application.conversations.providers import ProviderError
 from application.identity.accounts import EmailAlreadyRegisteredError, InvalidCredentialsError
-from application.identity.incidents import record_incident, record_unknown_id
+from application.identity.incidents import record_incident, record_not_found
 from application.permissions import NotPermittedError
 from domain.conversation import WindowClosedError
 from domain.errors import (
     DomainError,
-    ForeignAggregateError,
     InvalidValueError,
     NotFoundError,
     RuleViolationError,
     VersionConflictError,
 )
-from domain.security import PLATFORM
 from interfaces.observability import report_request_error
-from projections.directory import rm_members
-from projections.leads import rm_stages
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("crm.http")
@@ -101,27 +96,6 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
     return problem(request, 422, str(exc))
 
 
-def _owners(services: Any, exc: NotFoundError) -> set[UUID]:
-    """The organizations that do own the id the caller could not find (usually none)."""
-    if isinstance(exc, ForeignAggregateError):
-        return {exc.owner_id}
-    if not isinstance(exc.id, UUID):
-        return set()
-    owner = services.app.recorder.organization_of(exc.id)
-    if owner is not None:
-        return {owner}
-    # stages live inside pipelines and members inside organizations: ask their read models
-    table, column = {
-        "stage": (rm_stages, rm_stages.c.stage_id),
-        "member": (rm_members, rm_members.c.user_id),
-    }.get(exc.kind, (None, None))
-    if table is None or column is None:
-        return set()
-    with services.engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.organization_id).where(column == exc.id).limit(20))
-        return {row[0] for row in rows}
-
-
 def _ctx(request: Request[Any, Any, Any]) -> Ctx | None:
     """The guard's context, on routes behind the tenant guard."""
     ctx: Ctx | None = request.scope.get("state", {}).get("ctx")
@@ -137,14 +111,9 @@ def _record_unknown_id(request: Request[Any, Any, Any], exc: NotFoundError) -> N
         return
     services = request.app.state.services
     try:
-        owners = _owners(services, exc)
-        if ctx.organization_id in owners:
-            return
         method, path = request.method, request.url.path
-        record_unknown_id(
-            services.app, ctx, owners, kind=exc.kind, id=exc.id, method=method, path=path
-        )
-        if owners - {PLATFORM}:
+        owners = record_not_found(services.app, services, ctx, exc, method=method, path=path)
+        if owners:
             log.warning(
                 "cross-organization attempt: %s %s by %s %s of organization %s for %s %s "
                 "of organization %s",
