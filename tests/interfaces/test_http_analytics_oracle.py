@@ -228,6 +228,11 @@ def to_cents(value: Any) -> int:
     return 0 if value is None else int(Decimal(value) * 100)
 
 
+def amount(cents: int) -> str:
+    """Cents as the API writes every amount: a decimal string in the lead's unit."""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def rate(a: int, b: int) -> float | None:
     return None if b == 0 else round(a / b, 4)
 
@@ -351,7 +356,7 @@ def expected_team(r: Replay, start: date, end: date) -> dict[str, Any]:
             rows[who]["notes"] += 1
         elif name in ("Lead.Won", "Lead.Lost") and before["assignee"] is not None:
             rows[before["assignee"]][name[5:].lower()] += 1
-            rows[before["assignee"]]["won_value_cents"] += to_cents(getattr(e, "value", None))
+            rows[before["assignee"]]["won_value"] += to_cents(getattr(e, "value", None))
         elif name == "Conversation.MessageSent" and who:
             rows[who]["messages_sent"] += 1
             if before["waiting"] is not None:
@@ -372,7 +377,7 @@ def expected_team(r: Replay, start: date, end: date) -> dict[str, Any]:
                 "stage_moves": v["stage_moves"],
                 "notes": v["notes"],
                 "won": v["won"],
-                "won_value_cents": v["won_value_cents"],
+                "won_value": amount(v["won_value"]),
                 "lost": v["lost"],
                 "win_rate": rate(v["won"], v["won"] + v["lost"]),
                 "messages_sent": v["messages_sent"],
@@ -488,8 +493,8 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
                 "position": i,
                 "win_probability": chance[stage],
                 "count": len(here),
-                "total_value_cents": value,
-                "weighted_value_cents": value * chance[stage] // 100,
+                "total_value": amount(value),
+                "weighted_value": amount(value * chance[stage] // 100),
                 "average_age_seconds": mean(age, len(here)),
                 "entered": entered[stage],
                 "conversion_to_next": None if nxt is None else rate(entered[nxt], entered[stage]),
@@ -510,10 +515,16 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
         "won": won,
         "lost": lost,
         "win_rate": rate(won, won + lost),
-        "won_value_cents": won_value,
+        "won_value": amount(won_value),
         "average_sales_cycle_seconds": mean(cycle, won),
         "series": [
-            {"period": str(p), "created": v[0], "won": v[1], "lost": v[2], "won_value_cents": v[3]}
+            {
+                "period": str(p),
+                "created": v[0],
+                "won": v[1],
+                "lost": v[2],
+                "won_value": amount(v[3]),
+            }
             for p, v in sorted(series.items())
         ],
     }
@@ -543,7 +554,7 @@ def expected_leads(r: Replay, start: date, end: date, g: str, by: str) -> dict[s
             "new": v[0],
             "won": v[1],
             "lost": v[2],
-            "won_value_cents": v[3],
+            "won_value": amount(v[3]),
             "conversion_rate": rate(v[1], v[0]),
             "win_rate": rate(v[1], v[1] + v[2]),
         }
@@ -559,7 +570,7 @@ def expected_leads(r: Replay, start: date, end: date, g: str, by: str) -> dict[s
         ],
         "series": [
             {"period": str(p), "group": k, "new": v[0], "won": v[1], "lost": v[2]}
-            | {"won_value_cents": v[3]}
+            | {"won_value": amount(v[3])}
             for (p, k), v in sorted(series.items(), key=lambda i: (i[0][0], i[0][1] or ""))
         ],
     }
@@ -620,13 +631,13 @@ def check_custom_reports(
     """The custom report's whitelisted measures agree with the oracle's figures."""
     leads = expected_leads(r, start, end, g, "source")
     asked = body | {
-        "measures": ["leads_created", "leads_won", "leads_lost", "won_value_cents"],
+        "measures": ["leads_created", "leads_won", "leads_lost", "won_value"],
         "dimensions": ["period", "source"],
     }
     got = admin.post("/analytics/custom-report", json=asked).json()
     assert got["rows"] == [
         {"period": p["period"], "source": p["group"], "leads_created": p["new"]}
-        | {"leads_won": p["won"], "leads_lost": p["lost"], "won_value_cents": p["won_value_cents"]}
+        | {"leads_won": p["won"], "leads_lost": p["lost"], "won_value": p["won_value"]}
         for p in leads["series"]
     ]
     talk = expected_communication(r, start, end, g, 24, "1970-01-01T00:00:00Z")
