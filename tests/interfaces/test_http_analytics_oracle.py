@@ -247,14 +247,28 @@ def start_of(day: date, granularity: str) -> date:
     return day.replace(day=1) if granularity == "month" else day
 
 
+def current_closings(events: list[Any]) -> set[tuple[UUID, int]]:
+    """Each lead's standing Won or Lost event (lead, version): its latest one, unless reopened."""
+    closing: dict[UUID, int] = {}
+    for e in events:
+        name = type(e).__qualname__
+        if name in ("Lead.Won", "Lead.Lost"):
+            closing[e.originator_id] = e.originator_version
+        elif name == "Lead.Reopened":
+            closing.pop(e.originator_id, None)
+    return set(closing.items())
+
+
 class Replay:
-    """The organization's history, read naively from its events."""
+    """The organization's history, read naively from its events. Closing facts are only each
+    lead's current closing (a closed lead counts once, in the period of its latest closing)."""
 
     def __init__(self, events: list[Any], start: date, end: date) -> None:
         zone = "UTC"
         for e in events:
             if type(e).__qualname__ == "Organization.TimezoneChanged":
                 zone = e.timezone
+        standing = current_closings(events)
         self.zone = ZoneInfo(zone)
         self.stages: list[dict[str, Any]] = []
         self.chances: dict[UUID, int | None] = {}
@@ -272,7 +286,10 @@ class Replay:
             before = dict(known or {})
             self.apply(name, e)
             self.talk(name, e)
-            if start <= day <= end:
+            superseded = name in ("Lead.Won", "Lead.Lost") and (
+                (e.originator_id, e.originator_version) not in standing
+            )
+            if start <= day <= end and not superseded:
                 self.facts.append((name, day, {"e": e, "before": before}))
 
     def apply(self, name: str, e: Any) -> None:
