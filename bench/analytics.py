@@ -72,7 +72,7 @@ ANALYTICS_NAMES = [
     t.name for t in ANALYTICS_TABLES if t.name not in ("rm_analytics_orgs", "rm_analytics_threads")
 ]
 BY_SOURCE = custom.CustomReportRequest(
-    measures=["leads_created", "leads_won", "won_value_cents"], dimensions=["period", "source"]
+    measures=["leads_created", "leads_won", "won_value"], dimensions=["period", "source"]
 )
 FROM_FACTS = custom.CustomReportRequest(
     measures=["leads_created", "leads_won"], dimensions=["source", "assignee"]

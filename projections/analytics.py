@@ -6,10 +6,17 @@ on PostgreSQL); each roll-up gets one upsert of the batch's summed deltas (one `
 on PostgreSQL). Nothing recomputes an organization, except a time-zone change, which recomputes
 that organization's fact days and re-derives its roll-ups from its facts.
 
+A lead's closing (its won or lost fact) stands only while it is the lead's latest: a reopen, or a
+later win or loss, retracts it — dropped from the batch if it is still pending there, else
+subtracted from the roll-ups and deleted from the facts when the batch is flushed (the lead's
+state row keeps the position of its current closing). Closing figures therefore count each
+lead's current closing once, in the period it happened; flow facts (moves…) stay event counts.
+
 Facts, one per counted thing (see README "Analytics" for the questions they answer):
 created, assigned, moved (from stage → to stage, the seconds spent in the one left), note, won
-(value, capture → win seconds), lost, message_in, message_out, first_response (seconds waited),
-call, call_answered, call_ended (outcome, talk seconds).
+(value, capture → win seconds) and lost (a lead's current closing only), message_in,
+message_out, first_response (seconds waited), call, call_answered, call_ended (outcome, talk
+seconds).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from projections.analytics_tables import (
 from projections.base import Envelope, Projector, cents, copy_rows
 
 Key = tuple[UUID, UUID]
+CLOSINGS = ("won", "lost")
 LEAD = ("Captured", "DetailsChanged", "MovedToStage", "Assigned", "NoteAdded", "Won", "Lost")
 HANDLES = frozenset(
     [f"Lead.{n}" for n in (*LEAD, "Reopened", "Archived")]
@@ -191,7 +199,10 @@ class _Batch:
         self.leads, self.threads = leads, threads
         self.zones: dict[UUID, str] = {}
         self.new_zones: dict[UUID, str] = {}
-        self.facts: list[tuple[Any, ...]] = []
+        #: facts not yet written, by (position, seq): a retracted closing is simply dropped
+        self.facts: dict[tuple[int, int], tuple[Any, ...]] = {}
+        #: written closings (organization, position) to subtract from the roll-ups and delete
+        self.retracted: list[tuple[UUID, int]] = []
         self.stages: dict[tuple[UUID, UUID], list[int]] = defaultdict(lambda: [0, 0, 0])
         self.position = self.seq = 0
 
@@ -238,8 +249,26 @@ class _Batch:
         day = local_day(us, self.zones.get(org, DEFAULT_TIMEZONE))
         where = (org, self.position, self.seq, kind, day, day.replace(day=1), us, subject)
         score = response_bin(seconds) if kind == "first_response" else -1
-        self.facts.append((*where, *values, 1, value, seconds, score))
+        self.facts[(self.position, self.seq)] = (*where, *values, 1, value, seconds, score)
         self.seq += 1
+
+    def close(self, e: Any, lead: dict[str, Any], status: str, us: int) -> None:
+        """Make this Won/Lost event the lead's one closing (its fact is the event's first)."""
+        self.retract(lead)
+        dims = {"source": lead["source"], "member_id": lead["assignee_id"], "stage_id": e.stage_id}
+        if status == "won":
+            cycle = whole_seconds(lead["captured_us"], us)
+            self.fact(e, "won", lead["lead_id"], value_cents=cents(e.value), seconds=cycle, **dims)
+        else:
+            self.fact(e, "lost", lead["lead_id"], **dims)
+        lead.update(status=status, closed_us=us, closing_position=self.position)
+
+    def retract(self, lead: dict[str, Any]) -> None:
+        """Take back the lead's current closing, if any, wherever it was counted."""
+        position = lead["closing_position"]
+        if position is not None and self.facts.pop((position, 0), None) is None:
+            self.retracted.append((lead["organization_id"], position))
+        lead.update(status="open", closed_us=None, closing_position=None)
 
     def _lead(self, e: Any) -> None:
         org, us = e.organization_id, epoch_us(e.timestamp)
@@ -251,6 +280,7 @@ class _Batch:
                 "stage_entered_us": us,
                 "captured_us": us,
                 "closed_us": None,
+                "closing_position": None,
                 "status": "open",
                 "value_cents": cents(e.estimated_value),
                 "source": e.source or "",
@@ -307,17 +337,12 @@ def _apply_to_lead(b: _Batch, e: Any, lead: dict[str, Any], us: int) -> None:
             b.fact(e, "assigned", subject, member_id=e.to_user_id)
     elif isinstance(e, Lead.NoteAdded):
         b.fact(e, "note", subject, member_id=member_of(e.actor))
-    elif isinstance(e, Lead.Won | Lead.Lost):
-        dims = {"source": lead["source"], "member_id": lead["assignee_id"], "stage_id": e.stage_id}
-        if isinstance(e, Lead.Won):
-            cycle = whole_seconds(lead["captured_us"], us)
-            b.fact(e, "won", subject, value_cents=cents(e.value), seconds=cycle, **dims)
-            lead.update(status="won", closed_us=us)
-        else:
-            b.fact(e, "lost", subject, **dims)
-            lead.update(status="lost", closed_us=us)
+    elif isinstance(e, Lead.Won):
+        b.close(e, lead, "won", us)
+    elif isinstance(e, Lead.Lost):  # also straight from a won stage, without a reopen
+        b.close(e, lead, "lost", us)
     elif isinstance(e, Lead.Reopened):
-        lead.update(status="open", closed_us=None)
+        b.retract(lead)
     elif isinstance(e, Lead.Archived):
         lead["archived"] = True
 
@@ -392,16 +417,45 @@ def _flush(b: _Batch) -> None:
     b.threads.flush(conn)
     _add_stage_totals(conn, b.stages)
     b.stages.clear()
+    _retract(conn, b.retracted)
+    b.retracted = []
     if not b.facts:
         return
-    copy_rows(conn, rm_analytics_facts, b.facts)
+    facts = list(b.facts.values())
+    copy_rows(conn, rm_analytics_facts, facts)
     f = rm_analytics_facts.c
-    orgs = sorted({fact[0] for fact in b.facts})
-    batch = sa.and_(f.organization_id.in_(orgs), f.position.between(b.facts[0][1], b.facts[-1][1]))
+    orgs = sorted({fact[0] for fact in facts})
+    batch = sa.and_(f.organization_id.in_(orgs), f.position.between(facts[0][1], facts[-1][1]))
     for name in ROLLUPS:
         _add_facts(conn, name, batch)
     _add_responses(conn, batch)
-    b.facts = []
+    b.facts = {}
+
+
+def _retract(conn: Connection, closings: list[tuple[UUID, int]]) -> None:
+    """Subtract written closing facts from every roll-up, delete them, and drop the roll-up rows
+    left counting nothing (a rebuild that never wrote them has no such row either)."""
+    if not closings:
+        return
+    f = rm_analytics_facts.c
+    keys = sorted(closings, key=lambda k: (str(k[0]), k[1]))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        orgs, where = sorted({k[0] for k in chunk}), [k[1] for k in chunk]
+        if conn.dialect.name == "postgresql":
+            array = postgresql.ARRAY(sa.BigInteger)
+            at = f.position == sa.any_(sa.bindparam("positions", where, type_=array))
+        else:
+            at = f.position.in_(where)
+        # positions are global: "org in (…) and position in (…)" is exactly these closings
+        chosen = sa.and_(f.organization_id.in_(orgs), at, f.kind.in_(CLOSINGS))
+        for name in ROLLUPS:
+            _add_facts(conn, name, chosen, sign=-1)
+        conn.execute(rm_analytics_facts.delete().where(chosen))
+        for table in ROLLUP_TABLES.values():
+            t = table.c
+            emptied = sa.and_(t.organization_id.in_(orgs), t.kind.in_(CLOSINGS), t.count == 0)
+            conn.execute(table.delete().where(emptied))
 
 
 def _add_stage_totals(conn: Connection, deltas: dict[tuple[UUID, UUID], list[int]]) -> None:
@@ -431,14 +485,17 @@ def _add_stage_totals(conn: Connection, deltas: dict[tuple[UUID, UUID], list[int
     conn.execute(table.delete().where(table.c.organization_id.in_(orgs), table.c.count == 0))
 
 
-def _add_facts(conn: Connection, rollup: str, facts: sa.ColumnElement[bool]) -> None:
-    """Add the sums of the chosen facts to a roll-up's day and month rows."""
+def _add_facts(conn: Connection, rollup: str, facts: sa.ColumnElement[bool], sign: int = 1) -> None:
+    """Add (or, `sign` -1, subtract) the sums of the chosen facts to a roll-up's day and month
+    rows."""
     f = rm_analytics_facts.c
-    sums = {
+    sums: dict[str, Any] = {
         "count": sa.func.count(),
         "value_cents": sa.func.sum(f.value_cents),
         "seconds": sa.func.sum(f.seconds),
     }
+    if sign < 0:
+        sums = {m: -total for m, total in sums.items()}
     _add_grouped(conn, ROLLUP_TABLES[rollup], ["kind", *ROLLUPS[rollup]], sums, facts)
 
 

@@ -8,6 +8,9 @@ dimensions), one per family of questions, so that a one-year question reads a fe
 rows and at most two partial months of day rows of one narrow table. A custom
 report whose dimensions no roll-up holds reads the facts themselves (same day column).
 
+A lead's closing is one fact while it stands: a reopen, or a later win or loss, deletes the
+earlier won/lost fact and subtracts it from the roll-ups (`rm_analytics_leads.closing_position`
+finds it), so closing figures count each lead's current closing once, in the period it happened.
 A time-zone change recomputes the organization's fact days and re-derives its roll-ups from them.
 Dimensions a fact does not carry hold a sentinel ('' or the nil UUID): primary keys cannot hold
 NULL. Times are integers (epoch µs) and money integer cents, so sums are exact anywhere.
@@ -178,6 +181,9 @@ rm_analytics_leads = sa.Table(
     sa.Column("stage_entered_us", sa.BigInteger, nullable=False),
     sa.Column("captured_us", sa.BigInteger, nullable=False),
     sa.Column("closed_us", sa.BigInteger),
+    # the log position of the lead's current closing (its one won or lost fact), retracted from
+    # the facts and roll-ups when the lead is reopened or closed again; NULL while open
+    sa.Column("closing_position", sa.BigInteger),
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("value_cents", sa.BigInteger, nullable=False),
     sa.Column("source", sa.String(100), nullable=False),

@@ -2,14 +2,16 @@
 
 Everything reads the analytics read model (never the event store). Days are the organization's
 local days; sums come from the database as integers and every ratio or average is computed
-here, once, so the JSON and the CSV carry the same numbers. See README "Analytics" for the
-definition of each measure.
+here, once, so the JSON and the CSV carry the same numbers. Money is summed in integer cents
+and answered as an exact decimal in the lead's unit (`Decimal`, a string in JSON: "1200.50"),
+the shape of every amount of the API. See README "Analytics" for the definition of each measure.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -109,6 +111,11 @@ def average(total: int, count: int) -> float | None:
     return None if count == 0 else round(total / count, 3)
 
 
+def money(cents: int) -> Decimal:
+    """Integer cents as an exact amount in the lead's unit: 120050 → Decimal("1200.50")."""
+    return Decimal(int(cents)).scaleb(-2)
+
+
 def key_text(value: Any) -> str | None:
     """A dimension value for the outside: sentinels ('' / nil UUID) become null."""
     if value is None or value == "" or value == NIL:
@@ -182,8 +189,8 @@ class StageFigures(msgspec.Struct, frozen=True):
     position: int
     win_probability: int
     count: int
-    total_value_cents: int
-    weighted_value_cents: int
+    total_value: Decimal
+    weighted_value: Decimal
     average_age_seconds: float | None
     entered: int
     conversion_to_next: float | None
@@ -202,7 +209,7 @@ class PipelinePoint(msgspec.Struct, frozen=True):
     created: int
     won: int
     lost: int
-    won_value_cents: int
+    won_value: Decimal
 
 
 class PipelineReport(msgspec.Struct, frozen=True):
@@ -215,7 +222,7 @@ class PipelineReport(msgspec.Struct, frozen=True):
     won: int = 0
     lost: int = 0
     win_rate: float | None = None
-    won_value_cents: int = 0
+    won_value: Decimal = Decimal("0.00")
     average_sales_cycle_seconds: float | None = None
     series: list[PipelinePoint] = []
 
@@ -306,8 +313,8 @@ def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) 
                 position=position,
                 win_probability=chance[stage_id],
                 count=count,
-                total_value_cents=value,
-                weighted_value_cents=value * chance[stage_id] // 100,
+                total_value=money(value),
+                weighted_value=money(value * chance[stage_id] // 100),
                 average_age_seconds=average(age, count),
                 entered=entered[stage_id],
                 conversion_to_next=None if nxt is None else ratio(entered[nxt], entered[stage_id]),
@@ -328,9 +335,12 @@ def pipeline_report(conn: Connection, org: UUID, period: Period, now: datetime) 
         won=won,
         lost=lost,
         win_rate=ratio(won, won + lost),
-        won_value_cents=closed["won"][1],
+        won_value=money(closed["won"][1]),
         average_sales_cycle_seconds=average(closed["won"][2], won),
-        series=[PipelinePoint(p, *v) for p, v in sorted(series.items())],
+        series=[
+            PipelinePoint(p, created, won, lost, money(value))
+            for p, (created, won, lost, value) in sorted(series.items())
+        ],
     )
 
 
@@ -347,7 +357,7 @@ class LeadsPoint(msgspec.Struct, frozen=True):
     new: int
     won: int
     lost: int
-    won_value_cents: int
+    won_value: Decimal
 
 
 class LeadsGroup(msgspec.Struct, frozen=True):
@@ -355,7 +365,7 @@ class LeadsGroup(msgspec.Struct, frozen=True):
     new: int
     won: int
     lost: int
-    won_value_cents: int
+    won_value: Decimal
     conversion_rate: float | None
     win_rate: float | None
 
@@ -364,7 +374,7 @@ class LeadsTotals(msgspec.Struct, frozen=True):
     new: int
     won: int
     lost: int
-    won_value_cents: int
+    won_value: Decimal
     conversion_rate: float | None
     win_rate: float | None
 
@@ -374,14 +384,14 @@ class LeadsReport(msgspec.Struct, frozen=True):
     end: date = msgspec.field(name="to")
     granularity: str = "day"
     group_by: str = "source"
-    totals: LeadsTotals = LeadsTotals(0, 0, 0, 0, None, None)
+    totals: LeadsTotals = LeadsTotals(0, 0, 0, Decimal("0.00"), None, None)
     groups: list[LeadsGroup] = []
     series: list[LeadsPoint] = []
 
 
-def _figures(v: list[int]) -> tuple[int, int, int, int, float | None, float | None]:
+def _figures(v: list[int]) -> tuple[int, int, int, Decimal, float | None, float | None]:
     new, won, lost, value = v
-    return new, won, lost, value, ratio(won, new), ratio(won, won + lost)
+    return new, won, lost, money(value), ratio(won, new), ratio(won, won + lost)
 
 
 def _leads_by_day(
@@ -442,7 +452,10 @@ def leads_report(
         totals=LeadsTotals(*_figures(totals)),
         # groups are keyed by their text, '' for none (sorted first, answered null)
         groups=[LeadsGroup(g or None, *_figures(v)) for g, v in sorted(groups.items())],
-        series=[LeadsPoint(p, g or None, *v) for (p, g), v in sorted(series.items())],
+        series=[
+            LeadsPoint(p, g or None, new, won, lost, money(value))
+            for (p, g), (new, won, lost, value) in sorted(series.items())
+        ],
     )
 
 

@@ -16,15 +16,16 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from application.analytics.queries import Period, bucket, in_period, key_text
+from application.analytics.queries import Period, bucket, in_period, key_text, money
 from domain.errors import InvalidValueError
 from projections.analytics_tables import NIL, ROLLUP_TABLES, ROLLUPS, rm_analytics_facts
 
-#: measure → (fact kind, summed column, extra condition on the row)
+#: measure → (fact kind, summed column, extra condition on the row); `value_cents` is money,
+#: answered as an exact decimal in the lead's unit like every amount of the API
 MEASURES: dict[str, tuple[str, str, tuple[str, str] | None]] = {
     "leads_created": ("created", "count", None),
     "leads_won": ("won", "count", None),
-    "won_value_cents": ("won", "value_cents", None),
+    "won_value": ("won", "value_cents", None),
     "leads_lost": ("lost", "count", None),
     "stage_moves": ("moved", "count", None),
     "notes": ("note", "count", None),
@@ -152,8 +153,10 @@ def custom_report(
             acc[i] += int(value or 0)
     if len(totals) > MAX_ROWS:
         raise InvalidValueError("dimensions", f"the report would exceed {MAX_ROWS} rows")
+    shapes = [money if MEASURES[m][1] == "value_cents" else int for m in req.measures]
     rows = [
-        dict(zip(req.dimensions, key, strict=True)) | dict(zip(req.measures, v, strict=True))
+        dict(zip(req.dimensions, key, strict=True))
+        | {m: shape(x) for m, shape, x in zip(req.measures, shapes, v, strict=True)}
         for key, v in sorted(totals.items(), key=lambda kv: tuple(x or "" for x in kv[0]))
     ]
     return CustomReport(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -22,6 +23,7 @@ from application.analytics.queries import (
     bucket,
     in_period,
     key_text,
+    money,
     ratio,
     rollup_sums,
 )
@@ -116,7 +118,7 @@ class MemberFigures(msgspec.Struct, frozen=True):
     stage_moves: int
     notes: int
     won: int
-    won_value_cents: int
+    won_value: Decimal
     lost: int
     win_rate: float | None
     messages_sent: int
@@ -161,7 +163,7 @@ def team_report(
                 stage_moves=s["moved"][0],
                 notes=s["note"][0],
                 won=won,
-                won_value_cents=s["won"][1],
+                won_value=money(s["won"][1]),
                 lost=lost,
                 win_rate=ratio(won, won + lost),
                 messages_sent=s["message_out"][0],

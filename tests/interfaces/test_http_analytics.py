@@ -58,11 +58,11 @@ def test_the_pipeline_shows_stages_now_and_the_period_funnel(
     body = acme.get("/analytics/pipeline", params=window()).json()
     by_name = {s["name"]: s for s in body["stages"]}
     assert (body["won"], body["lost"], body["win_rate"]) == (1, 1, 0.5)
-    assert body["won_value_cents"] == 120050
+    assert body["won_value"] == "1200.50"
     assert by_name["Won"]["count"] == 1 and by_name["Won"]["win_probability"] == 100
-    assert by_name["Lost"]["weighted_value_cents"] == 0
+    assert by_name["Lost"]["weighted_value"] == "0.00"
     assert by_name["Lead"]["entered"] == 3 and by_name["Contact"]["count"] == 1
-    assert by_name["Contact"]["weighted_value_cents"] == 10000 * 40 // 100
+    assert by_name["Contact"]["weighted_value"] == "40.00"  # 100.00 at 40 %
     assert by_name["Lead"]["conversion_to_next"] == round(1 / 3, 4)
     moves = {(t["from_stage_id"], t["to_stage_id"]): t["count"] for t in body["transitions"]}
     assert moves[(stages["Lead"], stages["Contact"])] == 1
@@ -77,7 +77,7 @@ def test_leads_by_source_give_won_revenue_and_conversion(
     story(acme, add_member(services, acme, "sales"))
     body = acme.get("/analytics/leads", params=window() | {"group_by": "source"}).json()
     groups = {g["group"]: g for g in body["groups"]}
-    assert groups["web"]["new"] == 2 and groups["web"]["won_value_cents"] == 120050
+    assert groups["web"]["new"] == 2 and groups["web"]["won_value"] == "1200.50"
     assert groups["web"]["conversion_rate"] == 0.5
     assert groups["referral"]["lost"] == 1 and groups["referral"]["win_rate"] == 0.0
     assert body["totals"]["new"] == 3
@@ -174,7 +174,7 @@ def test_team_and_communication_count_each_members_work(
     team = acme.get("/analytics/team", params=window()).json()
     rows = {m["member_id"]: m for m in team["members"]}
     mine = rows[seller.user_id]
-    assert (mine["leads_assigned"], mine["won"], mine["won_value_cents"]) == (1, 1, 120050)
+    assert (mine["leads_assigned"], mine["won"], mine["won_value"]) == (1, 1, "1200.50")
     assert (mine["messages_sent"], mine["calls_placed"], mine["calls_answered"]) == (1, 1, 1)
     assert mine["talk_seconds"] == 95 and mine["median_first_response_seconds"] is not None
     assert rows[other.user_id]["leads_assigned"] == 1
@@ -206,15 +206,15 @@ def test_a_custom_report_sums_whitelisted_measures_by_dimension(
 ) -> None:
     acme = register(client)
     story(acme, add_member(services, acme, "sales"))
-    body = window() | {"measures": ["leads_created", "won_value_cents"], "dimensions": ["source"]}
+    body = window() | {"measures": ["leads_created", "won_value"], "dimensions": ["source"]}
     rows = acme.post("/analytics/custom-report", json=body).json()["rows"]
     assert rows == [
-        {"source": "referral", "leads_created": 1, "won_value_cents": 0},
-        {"source": "web", "leads_created": 2, "won_value_cents": 120050},
+        {"source": "referral", "leads_created": 1, "won_value": "0.00"},
+        {"source": "web", "leads_created": 2, "won_value": "1200.50"},
     ]
     filtered = body | {"filters": {"source": ["web"]}, "dimensions": []}
     assert acme.post("/analytics/custom-report", json=filtered).json()["rows"] == [
-        {"leads_created": 2, "won_value_cents": 120050}
+        {"leads_created": 2, "won_value": "1200.50"}
     ]
 
 

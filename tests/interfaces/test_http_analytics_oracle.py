@@ -228,6 +228,11 @@ def to_cents(value: Any) -> int:
     return 0 if value is None else int(Decimal(value) * 100)
 
 
+def amount(cents: int) -> str:
+    """Cents as the API writes every amount: a decimal string in the lead's unit."""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def rate(a: int, b: int) -> float | None:
     return None if b == 0 else round(a / b, 4)
 
@@ -242,14 +247,28 @@ def start_of(day: date, granularity: str) -> date:
     return day.replace(day=1) if granularity == "month" else day
 
 
+def current_closings(events: list[Any]) -> set[tuple[UUID, int]]:
+    """Each lead's standing Won or Lost event (lead, version): its latest one, unless reopened."""
+    closing: dict[UUID, int] = {}
+    for e in events:
+        name = type(e).__qualname__
+        if name in ("Lead.Won", "Lead.Lost"):
+            closing[e.originator_id] = e.originator_version
+        elif name == "Lead.Reopened":
+            closing.pop(e.originator_id, None)
+    return set(closing.items())
+
+
 class Replay:
-    """The organization's history, read naively from its events."""
+    """The organization's history, read naively from its events. Closing facts are only each
+    lead's current closing (a closed lead counts once, in the period of its latest closing)."""
 
     def __init__(self, events: list[Any], start: date, end: date) -> None:
         zone = "UTC"
         for e in events:
             if type(e).__qualname__ == "Organization.TimezoneChanged":
                 zone = e.timezone
+        standing = current_closings(events)
         self.zone = ZoneInfo(zone)
         self.stages: list[dict[str, Any]] = []
         self.chances: dict[UUID, int | None] = {}
@@ -267,7 +286,10 @@ class Replay:
             before = dict(known or {})
             self.apply(name, e)
             self.talk(name, e)
-            if start <= day <= end:
+            superseded = name in ("Lead.Won", "Lead.Lost") and (
+                (e.originator_id, e.originator_version) not in standing
+            )
+            if start <= day <= end and not superseded:
                 self.facts.append((name, day, {"e": e, "before": before}))
 
     def apply(self, name: str, e: Any) -> None:
@@ -351,7 +373,7 @@ def expected_team(r: Replay, start: date, end: date) -> dict[str, Any]:
             rows[who]["notes"] += 1
         elif name in ("Lead.Won", "Lead.Lost") and before["assignee"] is not None:
             rows[before["assignee"]][name[5:].lower()] += 1
-            rows[before["assignee"]]["won_value_cents"] += to_cents(getattr(e, "value", None))
+            rows[before["assignee"]]["won_value"] += to_cents(getattr(e, "value", None))
         elif name == "Conversation.MessageSent" and who:
             rows[who]["messages_sent"] += 1
             if before["waiting"] is not None:
@@ -372,7 +394,7 @@ def expected_team(r: Replay, start: date, end: date) -> dict[str, Any]:
                 "stage_moves": v["stage_moves"],
                 "notes": v["notes"],
                 "won": v["won"],
-                "won_value_cents": v["won_value_cents"],
+                "won_value": amount(v["won_value"]),
                 "lost": v["lost"],
                 "win_rate": rate(v["won"], v["won"] + v["lost"]),
                 "messages_sent": v["messages_sent"],
@@ -488,8 +510,8 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
                 "position": i,
                 "win_probability": chance[stage],
                 "count": len(here),
-                "total_value_cents": value,
-                "weighted_value_cents": value * chance[stage] // 100,
+                "total_value": amount(value),
+                "weighted_value": amount(value * chance[stage] // 100),
                 "average_age_seconds": mean(age, len(here)),
                 "entered": entered[stage],
                 "conversion_to_next": None if nxt is None else rate(entered[nxt], entered[stage]),
@@ -510,10 +532,16 @@ def expected_pipeline(r: Replay, start: date, end: date, g: str, as_of: str) -> 
         "won": won,
         "lost": lost,
         "win_rate": rate(won, won + lost),
-        "won_value_cents": won_value,
+        "won_value": amount(won_value),
         "average_sales_cycle_seconds": mean(cycle, won),
         "series": [
-            {"period": str(p), "created": v[0], "won": v[1], "lost": v[2], "won_value_cents": v[3]}
+            {
+                "period": str(p),
+                "created": v[0],
+                "won": v[1],
+                "lost": v[2],
+                "won_value": amount(v[3]),
+            }
             for p, v in sorted(series.items())
         ],
     }
@@ -543,7 +571,7 @@ def expected_leads(r: Replay, start: date, end: date, g: str, by: str) -> dict[s
             "new": v[0],
             "won": v[1],
             "lost": v[2],
-            "won_value_cents": v[3],
+            "won_value": amount(v[3]),
             "conversion_rate": rate(v[1], v[0]),
             "win_rate": rate(v[1], v[1] + v[2]),
         }
@@ -559,7 +587,7 @@ def expected_leads(r: Replay, start: date, end: date, g: str, by: str) -> dict[s
         ],
         "series": [
             {"period": str(p), "group": k, "new": v[0], "won": v[1], "lost": v[2]}
-            | {"won_value_cents": v[3]}
+            | {"won_value": amount(v[3])}
             for (p, k), v in sorted(series.items(), key=lambda i: (i[0][0], i[0][1] or ""))
         ],
     }
@@ -620,13 +648,13 @@ def check_custom_reports(
     """The custom report's whitelisted measures agree with the oracle's figures."""
     leads = expected_leads(r, start, end, g, "source")
     asked = body | {
-        "measures": ["leads_created", "leads_won", "leads_lost", "won_value_cents"],
+        "measures": ["leads_created", "leads_won", "leads_lost", "won_value"],
         "dimensions": ["period", "source"],
     }
     got = admin.post("/analytics/custom-report", json=asked).json()
     assert got["rows"] == [
         {"period": p["period"], "source": p["group"], "leads_created": p["new"]}
-        | {"leads_won": p["won"], "leads_lost": p["lost"], "won_value_cents": p["won_value_cents"]}
+        | {"leads_won": p["won"], "leads_lost": p["lost"], "won_value": p["won_value"]}
         for p in leads["series"]
     ]
     talk = expected_communication(r, start, end, g, 24, "1970-01-01T00:00:00Z")

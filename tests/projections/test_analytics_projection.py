@@ -1,6 +1,7 @@
-"""The analytics projection: rebuilt from zero in any batch size it is identical (digest), and a
+"""The analytics projection: rebuilt from zero in any batch size it is identical (digest), a
 time-zone change moves the organization's facts to their days in the new zone and re-derives
-every roll-up from them."""
+every roll-up from them, and a lead's closing counts once (a reopen or a later closing retracts
+the earlier one, whichever batch it was in, whatever the memory kept)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
-from domain.values import Actor
+from domain.values import Actor, StageType
 from interfaces.services import Services
 from projections.analytics import AnalyticsProjector
 from projections.analytics_tables import (
@@ -88,15 +89,111 @@ def zoned_history(services: Services) -> Organization:
     return org
 
 
+def reopened_history(services: Services) -> dict[str, set[Any]]:
+    """Leads won, reopened, won or lost again over separate commits (so that batches split them),
+    one moved from won straight to lost, a time-zone change between wins and their reopens.
+
+    Returns the leads won and lost at the end."""
+    app = services.app
+    org = Organization.register(name="Reopened", owner_user_id=uuid4(), actor=USER)
+    pipeline = Pipeline.create_default(organization_id=org.id, actor=USER)
+    app.commit(org, pipeline)
+    by_type = {t: [s.ref for s in pipeline.stages if s.stage_type is t] for t in StageType}
+    opened, won, lost = (
+        by_type[StageType.OPEN][0],
+        by_type[StageType.WON][0],
+        by_type[StageType.LOST][0],
+    )
+    leads = []
+    for i in range(6):
+        lead = Lead.capture(
+            organization_id=org.id,
+            pipeline_id=pipeline.id,
+            stage=opened,
+            details={"full_name": f"Lead {i}", "estimated_value": 100 * (i + 1)},
+            assignee_id=None,
+            actor=USER,
+        )
+        leads.append(lead)
+        app.commit(lead)
+
+    def each(steps: dict[int, list[tuple[str, Any]]]) -> None:
+        for i, actions in steps.items():
+            for action, stage in actions:
+                if action == "value":
+                    leads[i].change_details({"estimated_value": stage}, actor=USER)
+                else:
+                    getattr(leads[i], action)(stage, actor=USER)
+            app.commit(leads[i])
+
+    each({i: [("win", won)] for i in range(6)})
+    each({i: [("reopen", opened)] for i in range(4)} | {4: [("move_to", lost)]})
+    org.change_timezone("Asia/Kolkata", actor=USER)
+    app.commit(org)
+    each({0: [("value", 999), ("win", won)], 1: [("win", won)], 2: [("move_to", lost)]})
+    each({0: [("reopen", opened), ("win", won)], 1: [("move_to", lost)]})
+    each({5: [("reopen", opened), ("move_to", lost), ("reopen", opened), ("win", won)]})
+    ids = [lead.id for lead in leads]
+    return {"won": {ids[0], ids[5]}, "lost": {ids[1], ids[2], ids[4]}}
+
+
+def assert_rollups_sum_the_facts(conn: Connection, org: Any = None) -> list[Any]:
+    """Every roll-up row is the sum of its facts, and no row counts nothing; the facts back."""
+    f = rm_analytics_facts.c
+    chosen = sa.true() if org is None else f.organization_id == org
+    facts = list(conn.execute(sa.select(rm_analytics_facts).where(chosen)))
+    for name, dims in ROLLUPS.items():
+        table = ROLLUP_TABLES[name]
+        t = table.c
+        got = {
+            (r.organization_id, r.kind, r.grain, r.day, *[getattr(r, c) for c in dims]): (
+                r.count,
+                r.value_cents,
+                r.seconds,
+            )
+            for r in conn.execute(
+                sa.select(table).where(sa.true() if org is None else t.organization_id == org)
+            )
+        }
+        expected: dict[tuple[Any, ...], list[int]] = {}
+        for r in facts:
+            for grain, day in (("day", r.day), ("month", r.month)):
+                key = (r.organization_id, r.kind, grain, day, *[getattr(r, c) for c in dims])
+                acc = expected.setdefault(key, [0, 0, 0])
+                acc[0] += 1
+                acc[1] += r.value_cents
+                acc[2] += r.seconds
+        assert got == {k: tuple(v) for k, v in expected.items()}, name
+    return facts
+
+
 def test_rebuilding_from_zero_in_any_batch_size_gives_identical_tables(
     fresh: Services,  # noqa: F811
 ) -> None:
     write_history(fresh)
     zoned_history(fresh)
+    reopened_history(fresh)
     runner_for(fresh, [LeadsProjector(), AnalyticsProjector()], batch=7).catch_up()
     first = digest(fresh)
     assert rebuild(fresh, batch=1) == first
     assert rebuild(fresh, batch=1000) == first
+
+
+def test_a_lead_counts_only_its_current_closing_however_the_batches_fell(
+    fresh: Services,  # noqa: F811
+) -> None:
+    closed = reopened_history(fresh)
+    for batch in (1, 4, 1000):
+        rebuild(fresh, batch=batch)
+        with fresh.engine.connect() as conn:
+            facts = assert_rollups_sum_the_facts(conn)
+        closings = [(r.kind, r.subject_id) for r in facts if r.kind in ("won", "lost")]
+        assert sorted(closings, key=str) == sorted(
+            [("won", lead) for lead in closed["won"]] + [("lost", lead) for lead in closed["lost"]],
+            key=str,
+        ), batch
+        values = {r.subject_id: r.value_cents for r in facts if r.kind == "won"}
+        assert sorted(values.values()) == [600_00, 999_00], batch  # the value at the latest win
 
 
 def test_a_time_zone_change_rebuckets_the_organizations_days(
@@ -189,6 +286,7 @@ def test_state_kept_in_memory_never_outlives_a_batch_that_rolled_back(
 ) -> None:
     write_history(fresh, orgs=1)
     chatty_history(fresh)
+    reopened_history(fresh)
     expected = built_then_emptied(fresh)
     projector = FailingFirstTime()
     runner = runner_for(fresh, [projector], batch=4)
@@ -207,6 +305,7 @@ def test_two_runners_taking_turns_on_one_projection_build_the_same_tables(
     fresh: Services,  # noqa: F811
 ) -> None:
     write_history(fresh)
+    reopened_history(fresh)
     expected = built_then_emptied(fresh)
     # each runner's memory goes stale whenever the other one applies a batch
     turns = [runner_for(fresh, [AnalyticsProjector()], batch=3) for _ in range(2)]
@@ -222,6 +321,7 @@ def test_a_small_memory_bound_evicts_state_without_changing_the_tables(
 ) -> None:
     write_history(fresh)
     chatty_history(fresh)
+    reopened_history(fresh)
     expected = built_then_emptied(fresh)
     projector = AnalyticsProjector(cached_rows=4)
     runner_for(fresh, [projector], batch=5).catch_up()

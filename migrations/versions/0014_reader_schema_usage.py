@@ -4,16 +4,16 @@ PostgreSQL grants USAGE on the stock `public` schema to everyone, but not on a s
 by hand (a deployment's own schema, or `public` dropped and made again): there crm_reader saw
 no table at all and every tenant-scoped read failed with "relation does not exist".
 
-Revision ID: 0015_reader_schema_usage
-Revises: 0012_revoked_access_tokens
+Revision ID: 0014_reader_schema_usage
+Revises: 0013_analytics_current_closing
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0015_reader_schema_usage"
-down_revision = "0012_revoked_access_tokens"
+revision = "0014_reader_schema_usage"
+down_revision = "0013_analytics_current_closing"
 branch_labels = None
 depends_on = None
 
