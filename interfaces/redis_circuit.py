@@ -55,6 +55,7 @@ class RedisCircuit:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._up_since = 0.0
         self._retry_at = 0.0
         #: how many outages this process saw (a subscriber that lived through one may have
         #: missed messages)
@@ -108,8 +109,10 @@ class RedisCircuit:
         with self._lock:
             if self._down_since is None:
                 return
-            down_for = time.monotonic() - self._down_since
+            now = time.monotonic()
+            down_for = now - self._down_since
             self._down_since = None
+            self._up_since = now
         log.warning(
             "Redis at %s answers again after %.1f s: shared revocations, rate limits and live "
             "updates use it again",
@@ -121,9 +124,14 @@ class RedisCircuit:
         with self._lock:
             now = time.monotonic()
             self.failures += 1
-            self._retry_at = now + self.backoff
             if self._down_since is not None:
+                self._retry_at = now + self.backoff
                 return
+            if now - self._up_since < self.socket_timeout + self.connect_timeout:
+                # a call that set out before Redis came back (it waited out its timeout, or
+                # used a socket of the old server): not a new outage
+                return
+            self._retry_at = now + self.backoff
             self._down_since = now
             self.outages += 1
         log.warning(
