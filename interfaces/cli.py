@@ -294,10 +294,10 @@ def projections_status() -> None:
                 positions = read_positions(conn)
         finally:
             services.close()
-    click.echo(f"{'projection':<12} {'position':>10} {'lag':>10}   (log head {head})")
+    click.echo(f"{'projection':<14} {'position':>10} {'lag':>10}   (log head {head})")
     for name in sorted(p.name for p in all_projectors()):
         position = positions.get(name, 0)
-        click.echo(f"{name:<12} {position:>10} {max(0, head - position):>10}")
+        click.echo(f"{name:<14} {position:>10} {max(0, head - position):>10}")
 
 
 @projections.command("rebuild")

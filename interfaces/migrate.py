@@ -30,6 +30,16 @@ def migrate(settings: Settings, engine: Engine) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
+    if not settings.is_postgres:
+        owner_only(Path(settings.sqlite_path))
+
+
+def owner_only(database: Path) -> None:
+    """The embedded database holds read models in clear (names, emails): readable by its owner
+    only, whatever the umask. SQLite gives its -wal and -shm files the database's mode."""
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if path.exists():
+            path.chmod(0o600)
 
 
 def make_revision(engine: Engine, message: str) -> None:

@@ -59,7 +59,8 @@ class Health(msgspec.Struct, frozen=True):
     timestamp: datetime
     dependencies: Dependencies
     #: the event log's last position; each projector's position and lag behind it
-    log_position: int
+    #: the event log's head (null when the database does not answer)
+    log_position: int | None
     projectors: dict[str, ProjectorHealth]
     #: why the status is not healthy, in words (empty when healthy)
     issues: list[str]
@@ -85,7 +86,7 @@ def health(state: State) -> Response[Health]:
         database = Dependency("unhealthy", database_type, _ms(started))
         issue = f"database unreachable ({type(error).__name__})"
         return Response(
-            _health("unhealthy", database, _redis(services), 0, {}, [issue], started),
+            _health("unhealthy", database, _redis(services), None, {}, [issue], started),
             status_code=503,
         )
     redis = _redis(services)
@@ -113,7 +114,7 @@ def _health(
     status: str,
     database: Dependency,
     redis: Dependency,
-    head: int,
+    head: int | None,
     projectors: dict[str, ProjectorHealth],
     issues: list[str],
     started: float,

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from interfaces.services import Services
 
 log = logging.getLogger("crm.metrics")
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Litestar adds "; charset=utf-8" to text/* types itself (the constant has it already)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.replace("; charset=utf-8", "")
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LABELS = ("method", "route", "status")

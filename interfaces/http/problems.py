@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 from uuid import UUID
 
+import eventsourcing.persistence
+import psycopg
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -160,7 +164,34 @@ def on_provider_error(request: Request[Any, Any, Any], exc: ProviderError) -> Re
     return problem(request, status, detail, provider_code=exc.code)
 
 
+#: the database does not answer (down, unreachable, its pool exhausted): a known outage that
+#: a client may retry, not a bug of ours
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
+    psycopg.OperationalError,
+    sqlite3.OperationalError,
+)
+RETRY_AFTER_SECONDS = "5"
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        report_request_error(request.scope, exc)
+        return problem(
+            request,
+            503,
+            "the database is not answering; try again shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     report_request_error(request.scope, exc)  # to Sentry, when SENTRY_DSN is set
     return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")

@@ -114,6 +114,9 @@ def test_migrate_twice_is_harmless(env: dict[str, str]) -> None:
     finally:
         services.close()
     assert {events_table, "projection_positions", "rm_leads", "rm_stages"} <= tables
+    if env["CRM_DATABASE_URL"].startswith("sqlite:///"):  # names and emails in clear: owner only
+        database = Path(env["CRM_DATABASE_URL"].removeprefix("sqlite:///"))
+        assert database.stat().st_mode & 0o777 == 0o600  # (-wal and -shm get the same mode)
 
 
 def test_seed_demo_prints_the_login_and_a_second_run_finds_the_same_organization(

@@ -22,7 +22,7 @@ from interfaces.http.app import create_app
 from interfaces.migrate import migrate
 from interfaces.services import Services, build_services
 from tests.conftest import settings_for
-from tests.support.api import register
+from tests.support.api import assert_problem, register
 from tests.support.databases import PG_ADMIN, scratch_postgres
 
 
@@ -121,11 +121,16 @@ def test_an_unreachable_database_answers_503_unhealthy(breakable: tuple[str, str
     services = build_services(settings_for(url), with_runner=False)
     with TestClient(create_app(services, own_services=True)) as client:
         assert health(client)[0] == 200
+        acme = register(client)
 
         break_database(backend, url, services)
         started = time.monotonic()
         status, body = health(client)
         took = time.monotonic() - started
+        # a known outage, not a bug: every route says so, and when to try again
+        for response in (acme.get("/crm/leads"), acme.get("/crm/pipeline/board")):
+            assert_problem(response, 503)
+            assert response.headers["retry-after"] == "5"
 
     assert status == 503, body
     assert body["status"] == "unhealthy"
@@ -136,4 +141,5 @@ def test_an_unreachable_database_answers_503_unhealthy(breakable: tuple[str, str
     )
     assert body["dependencies"]["redis"]["status"] == "not_configured"
     assert body["issues"] and body["issues"][0].startswith("database unreachable")
+    assert (body["log_position"], body["projectors"]) == (None, {})
     assert took < 3
