@@ -74,6 +74,10 @@ class MemoryRevocations:
         self._until.clear()
 
 
+#: revocations of whole sessions share the token ids' store under this prefix
+SESSION = "session:"
+
+
 class Tokens:
     algorithm = "HS256"
 
@@ -116,11 +120,19 @@ class Tokens:
             verified = self._verify(token)
         if self.revocations.is_revoked(verified.jti):
             raise InvalidTokenError("the token was revoked")
+        family = verified.family_id
+        if family is not None and self.revocations.is_revoked(SESSION + str(family)):
+            raise InvalidTokenError("the session was ended")
         return verified
 
     def revoke(self, claims: TokenClaims) -> None:
         """Refuse this access token everywhere until it expires."""
         self.revocations.revoke(claims.jti, claims.expires_at)
+
+    def revoke_session(self, family_id: UUID) -> None:
+        """Refuse every access token issued in this session (refresh family) until the last
+        one could expire."""
+        self.revocations.revoke(SESSION + str(family_id), time.time() + self.ttl_seconds)
 
     def _verify(self, token: str) -> TokenClaims:
         try:

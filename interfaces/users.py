@@ -144,16 +144,18 @@ class SqlAccountTokens:
     def revoke_family(self, family_id: UUID, at: datetime) -> None:
         self._revoke(refresh_tokens.c.family_id == family_id, at)
 
-    def revoke_families_of(self, user_id: UUID, at: datetime) -> None:
-        self._revoke(refresh_tokens.c.user_id == user_id, at)
+    def revoke_families_of(self, user_id: UUID, at: datetime) -> list[UUID]:
+        return self._revoke(refresh_tokens.c.user_id == user_id, at)
 
-    def _revoke(self, which: sa.ColumnElement[bool], at: datetime) -> None:
-        """Revoke every still-valid refresh token matching `which`."""
+    def _revoke(self, which: sa.ColumnElement[bool], at: datetime) -> list[UUID]:
+        """Revoke every still-valid refresh token matching `which`; answers their families."""
         t = refresh_tokens.c
+        live = sa.and_(which, t.revoked_at.is_(None))
         with self.engine.begin() as conn:
-            conn.execute(
-                refresh_tokens.update().where(which, t.revoked_at.is_(None)).values(revoked_at=at)
-            )
+            families = conn.execute(sa.select(t.family_id).where(live).distinct()).scalars()
+            found = sorted(set(families), key=str)
+            conn.execute(refresh_tokens.update().where(live).values(revoked_at=at))
+        return found
 
     def add_one_time(self, record: OneTimeRecord) -> None:
         with self.engine.begin() as conn:

@@ -254,19 +254,25 @@ def _consume(store: AccountTokenStore, token: str, purpose: str) -> OneTimeRecor
     return record
 
 
+class PasswordReset(msgspec.Struct, frozen=True):
+    user_id: UUID
+    #: the sessions (refresh families) ended: their access tokens must be refused too
+    ended_sessions: list[UUID]
+
+
 def reset_password(
     store: AccountTokenStore,
     users: UserRepository,
     hasher: PasswordHasher,
     token: str,
     new_password: str,
-) -> UUID:
-    """Change the password with a reset token, consumed; every refresh family is revoked."""
+) -> PasswordReset:
+    """Change the password with a reset token, consumed; every session of the user ends."""
     password(new_password, "new_password")
     record = _consume(store, token, RESET)
     users.update(record.user_id, password_hash=hasher.hash(new_password))
-    store.revoke_families_of(record.user_id, now())
-    return record.user_id
+    ended = store.revoke_families_of(record.user_id, now())
+    return PasswordReset(record.user_id, ended)
 
 
 def verify_email(store: AccountTokenStore, users: UserRepository, token: str) -> datetime:

@@ -122,6 +122,22 @@ def test_logout_revokes_the_access_token_everywhere_and_its_refresh_family(
     assert acme.get("/crm/pipeline/board").status_code == 200
 
 
+def test_logout_ends_every_access_token_of_its_session(client: TestClient[Any]) -> None:
+    acme = register(client)
+    session = login(client, acme).json()
+    refreshed = client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    newer = refreshed.json()["access_token"]
+    older = session["access_token"]
+    assert client.get("/users/me", headers=bearer(older)).status_code == 200
+
+    assert client.post("/auth/logout", headers=bearer(newer)).status_code == 204
+
+    assert_problem(client.get("/users/me", headers=bearer(older)), 401)
+    assert_problem(client.get("/users/me", headers=bearer(newer)), 401)
+    assert acme.get("/crm/pipeline/board").status_code == 200  # another session
+
+
 def test_logout_also_revokes_the_refresh_token_in_its_body(client: TestClient[Any]) -> None:
     acme = register(client)
     phone = login(client, acme).json()

@@ -76,9 +76,9 @@ def test_a_password_reset_mails_a_single_use_token_and_ends_every_session(
 ) -> None:
     acme = register(client)
     email = email_of(services, acme)
-    old_refresh = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json()[
-        "refresh_token"
-    ]
+    old_session = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
+    old_refresh, old_access = old_session["refresh_token"], old_session["access_token"]
+    registered_with = acme.token
     agent = {"User-Agent": "reset-agent"}
     asked = client.post("/auth/reset-password", json={"email": email.upper()}, headers=agent)
     assert asked.status_code == 202, asked.text
@@ -92,6 +92,13 @@ def test_a_password_reset_mails_a_single_use_token_and_ends_every_session(
     assert_problem(again, 422)
     assert login(client, email, NEW_PASSWORD) == 200
     assert_problem(client.post("/auth/refresh", json={"refresh_token": old_refresh}), 401)
+    # access tokens taken before the reset end with their sessions (a thief's too)
+    for stolen in (old_access, registered_with):
+        assert_problem(client.get("/users/me", headers={"Authorization": f"Bearer {stolen}"}), 401)
+    acme.token = client.post("/auth/login", json={"email": email, "password": NEW_PASSWORD}).json()[
+        "access_token"
+    ]
+    assert client.get("/users/me", headers={"Authorization": f"Bearer {acme.token}"}).is_success
     kinds = incident_kinds(client, acme)
     assert ("password_reset_requested", "testclient", "reset-agent") in kinds
     assert ("password_reset_completed", "testclient", "reset-agent") in kinds

@@ -260,12 +260,14 @@ class AuthController(Controller):
         services: ServicesDep,
         data: JSONBody[LogoutIn | None] = None,
     ) -> None:
-        """Revoke this access token until it expires, and its refresh-token family (or the
-        family of the refresh token in the body)."""
+        """Revoke this access token until it expires, and its session: the refresh-token
+        family and every access token issued in it (or the family of the refresh token in the
+        body)."""
         claims: TokenClaims = request.state.claims
         services.tokens.revoke(claims)
         if claims.family_id is not None:
             services.account_tokens.revoke_family(claims.family_id, accounts.now())
+            services.tokens.revoke_session(claims.family_id)
         if data is not None:
             accounts.end_session(services.account_tokens, claims.user_id, data.refresh_token)
 
@@ -282,9 +284,12 @@ class AuthController(Controller):
             )
         if data.email is not None or data.token is None or data.new_password is None:
             raise ValidationException("send either {email} or {token, new_password}")
-        user_id = accounts.reset_password(
+        reset = accounts.reset_password(
             services.account_tokens, services.users, services.hasher, data.token, data.new_password
         )
+        user_id = reset.user_id
+        for session in reset.ended_sessions:  # a stolen access token dies with its session
+            services.tokens.revoke_session(session)
         actor = actor_of(request, user_id)
         record(services, user_id, "password_reset_completed", actor, user_id=str(user_id))
         return Response(Accepted("password_changed"), status_code=200)
