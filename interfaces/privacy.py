@@ -107,7 +107,8 @@ class SubjectKeyring:
         self._lock = threading.Lock()
         self._memory: dict[tuple[UUID, UUID], tuple[bytes | None, datetime]] = {}
         #: keys made for a commit still in flight, and subjects whose commit failed
-        self._pending: dict[tuple[UUID, UUID], bytes] = {}
+        #: keys made for commits still in flight: (key, wrapped key) by subject
+        self._pending: dict[tuple[UUID, UUID], tuple[bytes, bytes]] = {}
         self._suspect: set[tuple[UUID, UUID]] = set()
 
     # -- the port --------------------------------------------------------------------------
@@ -185,19 +186,25 @@ class SubjectKeyring:
         with self._lock:
             missing = [p for p in uncached if p not in self._pending]
             look = [p for p in missing if p not in fresh or p in self._suspect]
+            # a key another thread made for its own commit still in flight: this commit seals
+            # with it too, so it writes the key as well (whichever commits first stores it, the
+            # other fails whole and retries) - else this commit could store values sealed with
+            # a key that the other's failure then never stores
+            rows = [
+                (o, s, self._pending[(o, s)][1]) for o, s in uncached if (o, s) in self._pending
+            ]
         if look:
             self.prefetch(look)
         with self._lock:
             erased = [p for p in subjects if (hit := self._cache.get(p)) and hit[1] is _ERASED]
         if erased:  # refused before the commit: it would fail everyone's group
             raise PersonalDataErasedError(f"subject {erased[0][1]}: the person's data was erased")
-        rows = []
         for organization_id, subject_id in self._uncached(missing):
             key = AESGCM.generate_key(256)
-            with self._lock:
-                self._pending[(organization_id, subject_id)] = key
             wrapped = self._wrapper.wrap(organization_id, subject_id, key)
-            rows.append((organization_id, subject_id, wrapped))
+            with self._lock:
+                made = self._pending.setdefault((organization_id, subject_id), (key, wrapped))
+            rows.append((organization_id, subject_id, made[1]))
         return rows
 
     def settle(self, subjects: Iterable[tuple[UUID, UUID]], *, stored: bool) -> None:
@@ -205,11 +212,11 @@ class SubjectKeyring:
         now = time.monotonic()
         with self._lock:
             for pair in subjects:
-                key = self._pending.pop(pair, None)
-                if key is None:
+                made = self._pending.pop(pair, None)
+                if made is None:
                     continue
                 if stored:
-                    self._cache[pair] = (now, key)
+                    self._cache[pair] = (now, made[0])
                     self._suspect.discard(pair)
                 else:  # another writer may have made its key meanwhile: look it up next time
                     self._suspect.add(pair)
@@ -262,7 +269,7 @@ class SubjectKeyring:
                 return None if hit[1] is _ERASED else AESGCM(hit[1])  # type: ignore[arg-type]
             pending = self._pending.get(cache_key)
             if pending is not None and create:
-                return AESGCM(pending)
+                return AESGCM(pending[0])
         row = self._load(organization_id, subject_id)
         if row is None and create:
             row = self._create(organization_id, subject_id)

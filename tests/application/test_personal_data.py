@@ -300,3 +300,23 @@ def test_no_key_is_left_behind_by_a_commit_that_failed(services: Services) -> No
         ).scalar_one()
     assert keys == 0
     assert services.app.load(Lead, done.id, org).full_name == "Existing"
+
+
+def test_a_commit_sealing_with_a_key_another_commit_made_writes_that_key_too(
+    services: Services,
+) -> None:
+    """Two first messages from one number, in two threads: both seal the new lead with the key
+    the first made. If only the first commit carried the key and lost the race to the second,
+    the second's events would be stored sealed with a key no one stores - unreadable forever
+    (and the projectors stuck on them). So each carries it; whichever commits first stores it."""
+    keyring = services.app.personal_data.get()
+    assert isinstance(keyring, SubjectKeyring)
+    subject = (owner_of(services).organization_id, uuid4())
+
+    first = keyring.prepare([subject], fresh=[subject])
+    second = keyring.prepare([subject], fresh=[subject])
+
+    assert len(first) == 1
+    assert second == first  # the same wrapped key, for the second commit to write as well
+    keyring.settle([subject], stored=False)  # the first lost its race...
+    keyring.settle([subject], stored=True)  # ...the second stored the key: both agree on it
