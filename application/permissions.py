@@ -16,6 +16,16 @@
 | members:write       |   ✓   |         |       |        |
 | api_keys:manage     |   ✓   |         |       |        |
 | integrations:manage |   ✓   |         |       |        |
+| tasks:read          |   ✓   |    ✓    |   ✓   |   ✓    |
+| tasks:write         |   ✓   |    ✓    |  own  |        |
+| templates:read      |   ✓   |    ✓    |   ✓   |   ✓    |
+| templates:write     |   ✓   |    ✓    |       |        |
+| work:configure      |   ✓   |    ✓    |       |        |
+
+Tasks: "own" means sales change only tasks assigned to them (or that they created), and create
+tasks only for themselves. `work:configure` covers assignment rules, business hours and the
+response SLA. Notifications belong to one person: every member reads and marks their own
+(routes name `organization:read`); an API key has none.
 
 "own": sales change only leads assigned to them (and a lead's conversations), and capture
 leads only for themselves — a lead they capture without an assignee is theirs. The lead use
@@ -53,6 +63,11 @@ class Permission(StrEnum):
     MEMBERS_WRITE = "members:write"
     API_KEYS_MANAGE = "api_keys:manage"
     INTEGRATIONS_MANAGE = "integrations:manage"
+    TASKS_READ = "tasks:read"
+    TASKS_WRITE = "tasks:write"
+    TEMPLATES_READ = "templates:read"
+    TEMPLATES_WRITE = "templates:write"
+    WORK_CONFIGURE = "work:configure"
 
 
 _READ = frozenset(
@@ -61,6 +76,8 @@ _READ = frozenset(
         Permission.PIPELINE_READ,
         Permission.ORGANIZATION_READ,
         Permission.MEMBERS_READ,
+        Permission.TASKS_READ,
+        Permission.TEMPLATES_READ,
     }
 )
 _ADMINISTRATION = frozenset(
@@ -78,7 +95,7 @@ _ADMIN_ONLY = frozenset({Permission.AUDIT_EXPORT, Permission.PRIVACY_MANAGE})
 MATRIX: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MANAGER: frozenset(Permission) - _ADMINISTRATION - _ADMIN_ONLY,
-    Role.SALES: _READ | {Permission.LEADS_WRITE, Permission.ANALYTICS_READ},
+    Role.SALES: _READ | {Permission.LEADS_WRITE, Permission.ANALYTICS_READ, Permission.TASKS_WRITE},
     Role.VIEWER: _READ | {Permission.ANALYTICS_READ},
 }
 

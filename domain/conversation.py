@@ -45,6 +45,10 @@ class Conversation(TenantAggregate):
     handled_by: UUID | None
     closed: bool
     erased: bool
+    #: the first inbound message not answered yet (None: nothing waits for a reply)
+    awaiting_reply_to: UUID | None
+    #: the waiting message whose SLA breach is recorded
+    breached_for: UUID | None
 
     def __init__(self) -> None:
         """State is set by the creation event's apply(); fields are declared for typing."""
@@ -65,6 +69,8 @@ class Conversation(TenantAggregate):
             c.handled_by = None
             c.closed = False
             c.erased = False
+            c.awaiting_reply_to = None
+            c.breached_for = None
 
     class MessageReceived(TenantAggregate.Event):
         # v2 names the lead (the subject of the sealed text); v1 events were stored in clear
@@ -82,6 +88,8 @@ class Conversation(TenantAggregate):
             c.statuses[self.message_id] = "received"
             c.last_inbound_at = max(self.sent_at, c.last_inbound_at or self.sent_at)
             c.closed = False  # the contact writing again reopens the conversation
+            if getattr(c, "awaiting_reply_to", None) is None:
+                c.awaiting_reply_to = self.message_id
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -101,6 +109,7 @@ class Conversation(TenantAggregate):
 
         def apply(self, c: Conversation) -> None:
             c.statuses[self.message_id] = "queued"
+            c.awaiting_reply_to = None  # any reply ends the wait for a first response
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -124,6 +133,23 @@ class Conversation(TenantAggregate):
 
         def apply(self, c: Conversation) -> None:
             c.handled_by = self.to_user_id
+
+    class ResponseSlaBreached(TenantAggregate.Event):
+        """The contact's message `message_id` waited for a reply past the first-response SLA.
+
+        Recorded once per waiting period (the period starts at the first unanswered inbound
+        message and ends at the next outbound one), by the timers, with who was to answer.
+        """
+
+        lead_id: UUID
+        message_id: UUID
+        waiting_since: datetime
+        deadline: datetime
+        sla_minutes: int
+        assignee_id: UUID | None
+
+        def apply(self, c: Conversation) -> None:
+            c.breached_for = self.message_id
 
     class Closed(TenantAggregate.Event):
         def apply(self, c: Conversation) -> None:
@@ -288,6 +314,34 @@ class Conversation(TenantAggregate):
             self.trigger_event(
                 self.HandedOff, to_user_id=to_user_id, previous_user_id=self.handled_by, actor=actor
             )
+
+    def record_response_breach(
+        self,
+        *,
+        message_id: UUID,
+        waiting_since: datetime,
+        deadline: datetime,
+        sla_minutes: int,
+        assignee_id: UUID | None,
+        actor: Actor,
+    ) -> bool:
+        """Record that `message_id` is still unanswered past its deadline; False (nothing
+        recorded) if it was answered meanwhile or its breach is already recorded."""
+        if getattr(self, "awaiting_reply_to", None) != message_id:
+            return False
+        if getattr(self, "breached_for", None) == message_id:
+            return False
+        self.trigger_event(
+            self.ResponseSlaBreached,
+            lead_id=self.lead_id,
+            message_id=message_id,
+            waiting_since=waiting_since,
+            deadline=deadline,
+            sla_minutes=sla_minutes,
+            assignee_id=assignee_id,
+            actor=actor,
+        )
+        return True
 
     def erase_contact(self, *, actor: Actor) -> None:
         """Forget the contact after their lead's erasure; a new message starts a new subject."""

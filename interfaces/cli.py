@@ -264,6 +264,7 @@ def projections_run(poll_interval: float) -> None:
     try:
         if services.settings.outbox:  # sends are delivered where their outbox rows are made
             runner.after_batch = waking(runner.after_batch, services.start_outbox())
+            services.start_timers()
         runner.start(poll_interval=poll_interval)
         click.echo("projectors running; Ctrl+C or SIGTERM to stop")
         while stop.received is None:
@@ -416,6 +417,39 @@ def outbox_run(poll_interval: float) -> None:
         if reports:
             shutdown_sentry()
     click.echo("outbox stopped")
+
+
+@main.group()
+def timers() -> None:
+    """Fire what comes due by the clock: task reminders, response SLA breaches."""
+
+
+@timers.command("run")
+@click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 60))
+def timers_run(poll_interval: float) -> None:
+    """Run the timer jobs in this process until SIGINT (Ctrl+C) or SIGTERM.
+
+    Safe beside the timers of `crm serve` and `crm projections run`: each fact is recorded once.
+    """
+    from interfaces.observability import init_sentry, shutdown_sentry
+    from interfaces.services import build_services
+
+    settings = _settings()
+    with _database_errors():
+        services = build_services(settings, with_runner=False)
+    reports = init_sentry(settings)
+    stop = _StopSignals()
+    try:
+        services.start_timers(poll_interval=poll_interval)
+        click.echo("timers running; Ctrl+C or SIGTERM to stop")
+        while stop.received is None:
+            time.sleep(0.05)
+    finally:
+        services.close()
+        stop.restore()
+        if reports:
+            shutdown_sentry()
+    click.echo("timers stopped")
 
 
 @outbox.command("status")

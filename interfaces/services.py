@@ -24,6 +24,7 @@ from interfaces.redis_circuit import RedisCircuit
 from interfaces.revocations import StoredRevocations
 from interfaces.security import Argon2Hasher, Tokens
 from interfaces.settings import Settings
+from interfaces.timers import TimerWorker, jobs_for
 from interfaces.users import SqlAccountTokens, SqlUserRepository
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner, read_positions
@@ -73,6 +74,7 @@ class Services:
         self.redis = redis
         self._started = False
         self.outbox: OutboxWorker | None = None
+        self.timers: TimerWorker | None = None
 
     @property
     def providers(self) -> ProviderFactory:
@@ -88,6 +90,7 @@ class Services:
         if self.runner is not None and not self._started:
             if self.settings.outbox:  # sends are delivered where their outbox rows are made
                 self.start_outbox()
+                self.start_timers()
             self.runner.start()
             self._started = True
 
@@ -96,6 +99,7 @@ class Services:
             self.runner.stop()
             self._started = False
         self.stop_outbox()
+        self.stop_timers()
 
     def start_outbox(self, poll_interval: float = 1.0) -> OutboxWorker:
         """Deliver recorded sends in a background thread, woken by this process's projectors."""
@@ -110,6 +114,18 @@ class Services:
         if self.outbox is not None:
             self.outbox.stop()
             self.outbox = None
+
+    def start_timers(self, poll_interval: float = 1.0) -> TimerWorker:
+        """Fire what came due (task reminders, SLA breaches) in a background thread."""
+        if self.timers is None:
+            self.timers = TimerWorker(jobs_for(self), poll_interval=poll_interval)
+            self.timers.start()
+        return self.timers
+
+    def stop_timers(self) -> None:
+        if self.timers is not None:
+            self.timers.stop()
+            self.timers = None
 
     @contextmanager
     def reading(self, organization_id: UUID) -> Iterator[Connection]:

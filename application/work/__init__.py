@@ -1,0 +1,1 @@
+"""Work management: tasks, notifications, assignment rules, business hours, SLAs, templates."""

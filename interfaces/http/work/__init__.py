@@ -1,0 +1,1 @@
+"""Routes of the work context: tasks, notifications, assignment rules, settings, templates."""
