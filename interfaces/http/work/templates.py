@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 import builtins
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
