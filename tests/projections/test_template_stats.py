@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -169,7 +170,7 @@ def test_template_stats_equal_a_recomputation_from_the_log(engine: Engine) -> No
         events = history(org, templates, leads, plan)
         projector = TemplatesProjector()
         bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in pairwise(bounds):
             batch = [Envelope(p, "", e) for p, _, e in events[start:end]]
             with engine.begin() as conn:
                 projector.process(conn, batch)
