@@ -74,14 +74,14 @@ class Received(msgspec.Struct, frozen=True):
     new_lead: bool = False
 
 
-def retrying(attempt: Callable[[], T]) -> T:
+def retrying(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run a load–change–save that may lose a race with a concurrent webhook for the same
-    contact or call: reload and try again (with a little jitter), up to ATTEMPTS times."""
-    for tried in range(1, ATTEMPTS + 1):
+    contact or call: reload and try again (with a little jitter), up to `attempts` times."""
+    for tried in range(1, attempts + 1):
         try:
             return attempt()
         except VersionConflictError:
-            if tried == ATTEMPTS:
+            if tried == attempts:
                 raise
             time.sleep(random.uniform(0, 0.002 * tried))  # let the winner finish
     raise AssertionError("unreachable")  # pragma: no cover

@@ -35,6 +35,7 @@ from domain.pipeline import Pipeline, default_pipeline_id
 from domain.template import EDITABLE, Template, render, variables_of
 
 UNSET: Any = msgspec.UNSET
+USE_ATTEMPTS = 50
 
 
 class CreateTemplate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -213,4 +214,5 @@ def use_template(
             position,
         )
 
-    return retrying(attempt)
+    # every use of a template races every other use of it: more patience than for a contact
+    return retrying(attempt, attempts=USE_ATTEMPTS)
