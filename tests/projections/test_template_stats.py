@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 from application.work.template_queries import template_stats
 from domain.conversation import Conversation
 from domain.lead import Lead
+from domain.pipeline import Pipeline, default_pipeline_id
 from domain.template import Template
-from domain.values import Actor
+from domain.values import Actor, StageType
 from interfaces.database import make_engine
 from projections.base import Envelope
 from projections.templates import TemplatesProjector, rm_template_stats
@@ -127,6 +128,45 @@ def history(
         position += 1
         events.append((position, now, event))
     return events
+
+
+def write_templates(services: Any) -> None:
+    """Templates created, changed, used (both variants) on an open lead of the history written
+    before, a reply within the day, the lead won, and a template deleted."""
+    app = services.app
+    captured = app.recorder.select_notifications(1, 10_000, topics=["domain.lead:Lead.Captured"])
+    for notification in captured:
+        org = app.organization_of(notification.originator_id)
+        lead = app.load(Lead, notification.originator_id, org)
+        if lead.status == "open" and not lead.archived:
+            break
+    else:
+        raise AssertionError("no open lead in the history")
+    details = {"name": "T", "body": "Hi {{lead.full_name}}", "variants": ["Hey"], "tags": ["x"]}
+    template = Template.create(organization_id=org, details=details, actor=ACTOR)
+    gone = Template.create(organization_id=org, details=details, actor=ACTOR)
+    template.change({"stage_ids": [lead.stage_id], "name": "Greeting"}, actor=ACTOR)
+    for _ in range(3):
+        template.record_use(lead_id=lead.id, actor=ACTOR)
+    chat = Conversation.start(
+        organization_id=org,
+        lead_id=lead.id,
+        channel="whatsapp",
+        contact="+5511912345678",
+        actor=ACTOR,
+    )
+    app.commit(template, gone, chat)
+    chat.receive(
+        provider_message_id="wamid.templates",
+        provider_type="business_api",
+        text="yes",
+        sent_at=datetime.now(UTC),
+        actor=ACTOR,
+    )
+    gone.delete(actor=ACTOR)
+    pipeline = app.load(Pipeline, default_pipeline_id(org), org)
+    lead.win(pipeline.first_stage_of(StageType.WON).ref, actor=ACTOR)
+    app.commit(chat, gone, lead)
 
 
 def recomputed(events: list[tuple[int, datetime, Any]]) -> dict[tuple[UUID, str], list[int]]:

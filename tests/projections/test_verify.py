@@ -25,6 +25,7 @@ from projections.verify import TableVerdict, normal, verify
 from tests.projections import test_runner
 from tests.projections.test_conversations_projection import write_conversations
 from tests.projections.test_runner import ACTOR, runner_for, write_history
+from tests.projections.test_template_stats import write_templates
 
 fresh = test_runner.fresh  # services on a database of their own, on each backend
 
@@ -38,6 +39,7 @@ def projected(services: Services) -> int:
     """Three organizations' leads and pipelines, three more with conversations and calls."""
     write_history(services)
     write_conversations(services)
+    write_templates(services)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 
