@@ -173,7 +173,10 @@ class Template(TenantAggregate):
             t.deleted = False
             t.uses = 0
 
-    class Changed(TenantAggregate.Event):
+    class DetailsChanged(TenantAggregate.Event):
+        """Some fields changed (named like `Lead.DetailsChanged`: the audit trail shows each
+        field's before and after)."""
+
         changes: dict[str, Any]
         previous: dict[str, Any]
 
@@ -220,7 +223,7 @@ class Template(TenantAggregate):
         changes = {k: val for k, val in cleaned.items() if getattr(self, k) != val}
         if changes:
             previous = {k: getattr(self, k) for k in changes}
-            self.trigger_event(self.Changed, changes=changes, previous=previous, actor=actor)
+            self.trigger_event(self.DetailsChanged, changes=changes, previous=previous, actor=actor)
 
     def delete(self, *, actor: Actor) -> None:
         self._check_not_deleted()

@@ -84,7 +84,9 @@ rm_template_stats = sa.Table(
     sa.Column("won", sa.Integer, nullable=False),
 )
 
-TEMPLATE_EVENTS = frozenset(f"Template.{n}" for n in ("Created", "Changed", "Deleted", "Used"))
+TEMPLATE_EVENTS = frozenset(
+    f"Template.{n}" for n in ("Created", "DetailsChanged", "Deleted", "Used")
+)
 RECEIVED = "Conversation.MessageReceived"
 WON = "Lead.Won"
 StatKey = tuple[UUID, UUID, str]
@@ -271,7 +273,7 @@ def _created(e: Template.Created, position: int) -> dict[str, Any]:
 
 
 def _change(row: dict[str, Any], e: Any) -> None:
-    if isinstance(e, Template.Changed):
+    if isinstance(e, Template.DetailsChanged):
         for field, value in e.changes.items():
             row[field] = [str(s) for s in value] if field == "stage_ids" else value
     elif isinstance(e, Template.Deleted):

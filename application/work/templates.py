@@ -32,6 +32,7 @@ from domain.errors import StageNotInPipelineError, VersionConflictError
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline, default_pipeline_id
+from domain.privacy import PersonalDataErasedError
 from domain.template import EDITABLE, Template, render, variables_of
 
 UNSET: Any = msgspec.UNSET
@@ -173,6 +174,8 @@ def use_template(
         template = _template(app, template_id, ctx)
         lead = app.load(Lead, cmd.lead_id, ctx.organization_id)  # another's: not found
         check_lead_owner(ctx, lead.assignee_id)  # using may send: the lead's owner's act
+        if lead.erased:
+            raise PersonalDataErasedError(f"lead {lead.id}: the person's data was erased")
         org = app.view(Organization, ctx.organization_id, ctx.organization_id)
         label, body = template.next_variant()
         values = values_for(lead, user_name, org.name)

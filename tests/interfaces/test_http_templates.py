@@ -154,6 +154,10 @@ def test_a_manager_creates_lists_changes_and_deletes_templates(
     assert acme.delete(f"/crm/templates/{other}").status_code == 200
     assert_problem(acme.delete(f"/crm/templates/{other}"), 409)
     assert_problem(acme.put(f"/crm/templates/{other}", json={"name": "x"}), 409)
+    (audited,) = acme.get("/audit/events", params={"event_type": "Template.DetailsChanged"}).json()[
+        "items"
+    ]
+    assert audited["changes"]["name"] == {"before": "Greeting", "after": "Hello"}
     (only,) = acme.get("/crm/templates").json()
     assert (only["name"], only["whatsapp_template_language"], only["version"]) == (
         "Hello",
@@ -386,3 +390,14 @@ def test_sales_read_and_use_templates_on_their_own_leads_and_viewers_only_read(
     assert use(seller, template, theirs)["text"].endswith("Member of Acme")
     assert_problem(seller.post(f"/crm/templates/{template}/use", json={"lead_id": not_theirs}), 403)
     assert_problem(viewer.post(f"/crm/templates/{template}/use", json={"lead_id": theirs}), 403)
+
+
+def test_an_erased_person_gets_no_template(client: TestClient[Any], services: Services) -> None:
+    acme = register(client)
+    template = create(acme)
+    lead = acme.capture(full_name="Ana")["id"]
+    erased = acme.post("/privacy/erase", json={"lead_id": lead, "legal_basis": "request"})
+    assert erased.status_code == 200, erased.text
+    before = head(services)
+    assert_problem(acme.post(f"/crm/templates/{template}/use", json={"lead_id": lead}), 409)
+    assert head(services) == before
