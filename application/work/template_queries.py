@@ -139,11 +139,14 @@ def _won_leads(conn: Connection, organization_id: UUID, template_id: UUID) -> in
     return int(conn.execute(query).scalar() or 0)
 
 
-def suggestions(conn: Connection, organization_id: UUID, lead_id: UUID) -> list[Suggestion]:
-    """Templates suited to the lead's current stage, best reply rate first (then the most
-    used, those naming the stage before those suiting every stage, then by name)."""
+def suggestions(
+    conn: Connection, organization_id: UUID, lead_id: UUID, *, tag: str | None = None
+) -> list[Suggestion]:
+    """Templates suited to the lead's current stage (with `tag`: only those tagged so, e.g.
+    `nurture`), best reply rate first (then the most used, those naming the stage before those
+    suiting every stage, then by name)."""
     stage_id = get_lead(conn, organization_id, lead_id).stage_id
-    templates = list_templates(conn, organization_id, stage_id=stage_id)
+    templates = list_templates(conn, organization_id, stage_id=stage_id, tag=tag)
     s = rm_template_stats.c
     totals = {
         r.template_id: (int(r.uses), int(r.replies))

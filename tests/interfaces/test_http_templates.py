@@ -353,7 +353,7 @@ def test_suggestions_are_the_templates_for_the_leads_stage_best_reply_rate_first
     other = acme.capture(full_name="Bia")["id"]
     quiet = create(acme, name="Quiet", stage_ids=[first])
     answered = create(acme, name="Answered", stage_ids=[first])
-    everywhere = create(acme, name="Everywhere")
+    everywhere = create(acme, name="Everywhere", tags=["nurture"])
     create(acme, name="Later", stage_ids=[second])
     use(acme, quiet, other)
     use(acme, answered, lead)
@@ -364,6 +364,8 @@ def test_suggestions_are_the_templates_for_the_leads_stage_best_reply_rate_first
         (quiet, 0.0),
         (everywhere, 0.0),
     ]
+    nurture = acme.get("/crm/templates/suggestions", params={"lead_id": lead, "tag": "nurture"})
+    assert [s["template"]["id"] for s in nurture.json()] == [everywhere]
     assert_problem(acme.get("/crm/templates/suggestions"), 400)
 
 

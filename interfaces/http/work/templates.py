@@ -122,9 +122,11 @@ class TemplateController(Controller):
         lead_id: FromQuery[UUID],
         ctx: CtxDep,
         services: ServicesDep,
+        tag: Label = None,
     ) -> Response[builtins.list[queries.Suggestion]]:
-        """Templates suited to the lead's current stage, the best reply rate first."""
+        """Templates suited to the lead's current stage (optionally only those with a tag, e.g.
+        `nurture`), the best reply rate first."""
         headers = read_after(services, request, "templates", "leads")
         with services.reading(ctx.organization_id) as conn:
-            found = queries.suggestions(conn, ctx.organization_id, lead_id)
+            found = queries.suggestions(conn, ctx.organization_id, lead_id, tag=tag)
         return answer(found, headers)
