@@ -7,7 +7,7 @@ arms it again, and a reminder asked for a due time the task no longer has record
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
@@ -42,6 +42,8 @@ class TaskKind(StrEnum):
 EDITABLE_FIELDS = ("title", "notes", "due_at", "priority", "kind", "lead_id")
 TITLE_MAX = 200
 NOTES_MAX = 10_000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 class TaskNotFoundError(NotFoundError):
@@ -69,6 +71,8 @@ def due_time(value: datetime) -> datetime:
     """A due time must say its offset: a naive time means a different instant to each reader."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidValueError("due_at", "must be a date-time with a time zone offset")
+    if not EARLIEST <= value <= LATEST:
+        raise InvalidValueError("due_at", "must be between the years 1970 and 9998")
     return value
 
 

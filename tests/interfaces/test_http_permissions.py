@@ -96,6 +96,13 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("POST", "/analytics/custom-report", {"measures": ["leads_created"]}),
         P.ANALYTICS_READ,
     ),
+    (Route("GET", "/crm/tasks"), P.TASKS_READ),
+    (Route("GET", f"/crm/tasks/{NOBODY}"), P.TASKS_READ),
+    (Route("POST", "/crm/tasks", {"title": "t", "due_at": "2030-01-01T09:00:00Z"}), P.TASKS_WRITE),
+    (Route("PATCH", f"/crm/tasks/{NOBODY}", {"title": "t"}), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/complete"), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/reopen"), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/cancel"), P.TASKS_WRITE),
 ]
 
 
@@ -105,7 +112,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names = {"{lead_id:uuid}": "{lead}", "{stage_id:uuid}": "{stage}"}
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
-    names |= {"{aggregate_id:uuid}": "{lead}"}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{task_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

@@ -131,6 +131,7 @@ def test_bad_input_is_refused_with_a_problem_and_nothing_is_written(
         {"title": "x" * 201, "due_at": due},
         {"title": "x", "due_at": "tomorrow"},
         {"title": "x", "due_at": "2026-12-07T10:00:00"},  # no offset
+        {"title": "x", "due_at": "0001-01-01T00:00:00+14:00"},
         {"title": "x", "due_at": due, "priority": "asap"},
         {"title": "x", "due_at": due, "kind": "fax"},
         {"title": "x", "due_at": due, "status": "completed"},
