@@ -11,6 +11,7 @@ task at a time, the lost ones being someone else's work done.
 from __future__ import annotations
 
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -111,7 +112,11 @@ class TaskReminders:
                 return recorded
             after = due[-1]
             fresh = [d for d in due if (d[1], d[3]) not in self._recent]
-            for chunk in _chunks(fresh, self.commit_batch):
+            chunks = list(_chunks(fresh, self.commit_batch))
+            # workers reading the same rows take their chunks in different orders, so two
+            # processes mostly share the work rather than race for the same tasks
+            random.shuffle(chunks)
+            for chunk in chunks:
                 recorded += self._record(chunk, now)
             if len(due) < self.read_batch:
                 return recorded
