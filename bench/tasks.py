@@ -179,9 +179,25 @@ def _task_rows(rng: random.Random, org: UUID, members: list[UUID], n: int, now: 
         remind = due if status == "open" and due > now else None
         reminded = due if status == "open" and due <= now else None
         yield (
-            org, uuid4(), f"Task {i}", None, due, rng.choice(members), None, "normal", "call",
-            status, members[0], created, created, closed, reminded, remind, 1, i + 1,
-        )  # fmt: skip
+            org,
+            uuid4(),
+            f"Task {i}",
+            None,
+            due,
+            rng.choice(members),
+            None,
+            "normal",
+            "call",
+            status,
+            members[0],
+            created,
+            created,
+            closed,
+            reminded,
+            remind,
+            1,
+            i + 1,
+        )
 
 
 def _populate(db: str, big_org: UUID, owner: UUID, big: int, others: int, per: int) -> None:
@@ -208,14 +224,18 @@ def _list(scale: Scale, results: Results) -> None:
         with httpx.Client(base_url=server.base, timeout=30) as client:
             tenant = register(client, "Big org")
         t0 = time.perf_counter()
-        _populate(db, UUID(tenant.organization_id), UUID(tenant.user_id), big,
-                  scale.board_orgs - 1, 50)  # fmt: skip
+        _populate(
+            db, UUID(tenant.organization_id), UUID(tenant.user_id), big, scale.board_orgs - 1, 50
+        )
         say(
             f"  rm_tasks populated by COPY (not through events): {big:,} tasks in the big org + "
             f"{scale.board_orgs - 1} other orgs x 50, in {time.perf_counter() - t0:.1f} s"
         )
-        results.note(name, f"rm_tasks populated directly by COPY: {big:,} tasks in one org, "
-                     f"{scale.board_orgs} orgs")  # fmt: skip
+        results.note(
+            name,
+            f"rm_tasks populated directly by COPY: {big:,} tasks in one org, "
+            f"{scale.board_orgs} orgs",
+        )
         queries = {
             "first page": {"limit": 50},
             "my day": {"assignee": "me", "due": "today"},
@@ -231,8 +251,9 @@ def _list(scale: Scale, results: Results) -> None:
             )
             p95 = ms(pct(latencies, 95))
             say(f"  GET /crm/tasks {label} ({count} items): {latency_line(latencies)}")
-            results.add(name, f"GET /crm/tasks {label} p95", p95, "ms", bar="< 50 ms",
-                        meets=p95 < 50)  # fmt: skip
+            results.add(
+                name, f"GET /crm/tasks {label} p95", p95, "ms", bar="< 50 ms", meets=p95 < 50
+            )
 
 
 async def _deep_cursor(port: int, headers: dict[str, str], pages: int) -> str:

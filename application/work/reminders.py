@@ -129,6 +129,7 @@ class TaskReminders:
                 task = self.app.load(Task, task_id, org)
             except NotFoundError:  # pragma: no cover - a row without its task
                 log.warning("timers: task %s of %s not in the log", task_id, org)
+                self._remember(task_id, version)
                 continue
             if task.come_due(due_at, now=now, actor=TIMERS):
                 tasks.append(task)
