@@ -49,6 +49,10 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/crm/leads/{lead_id}/calls"): {},
     ("POST", "/crm/conversations/{conversation_id}/handoff"): {"user_id": None},
     ("POST", "/crm/conversations/{conversation_id}/close"): None,
+    ("PATCH", "/crm/tasks/{task_id}"): {"title": "Taken over"},
+}
+BODILESS_TASK_VERBS = {
+    ("POST", f"/crm/tasks/{{task_id}}/{v}") for v in ("complete", "reopen", "cancel")
 }
 
 
@@ -96,6 +100,7 @@ class Scene:
             acme.get("/crm/pipeline/board").json(),
             acme.get("/organizations/current/members").json(),
             acme.get("/api-keys").json(),
+            acme.get(f"/crm/tasks/{self.ids['task_id']}").json(),
             [row for row in audit if row["event_type"] != INCIDENT],
         )
 
@@ -135,7 +140,11 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         and (method, path) != ("delete", "/users/me")  # closing one's own account is no attack
     ]
     conversation, call = talk_to(services, acme, lead, text="Acme secret")
+    task = acme.post(
+        "/crm/tasks", json={"title": "Acme secret", "due_at": "2030-01-01T09:00:00Z"}
+    ).json()["id"]
     ids = {
+        "task_id": task,
         "conversation_id": conversation,
         "call_id": call,
         "lead_id": lead,
@@ -196,6 +205,7 @@ def test_every_role_on_every_route_with_foreign_ids_in_the_path_or_header_is_ref
     writes = {op for op in id_operations if op[0] in ("POST", "PUT", "PATCH")}
     bodiless = {("POST", p) for p in ("/crm/leads/{lead_id}/won", "/crm/leads/{lead_id}/lost")}
     bodiless |= {("POST", "/crm/leads/{lead_id}/reopen")}
+    bodiless |= BODILESS_TASK_VERBS
     assert writes - bodiless <= VALID_BODIES.keys(), "a new route needs a valid body here"
     for role in ROLES:
         for operation in scene.operations:
