@@ -14,6 +14,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime
 from uuid import UUID
@@ -33,6 +34,7 @@ TIMERS = Actor("system", "timers")
 #: due rows read per statement, and tasks saved per commit
 READ_BATCH = 1000
 COMMIT_BATCH = 200
+LOADERS = 4
 
 Due = tuple[UUID, UUID, datetime, int]  # organization, task, due time, the row's version
 
@@ -101,6 +103,8 @@ class TaskReminders:
         # up with are skipped without loading their task again (the aggregate stays the
         # authority; any change of the task makes a new version, read afresh)
         self._recent: OrderedDict[tuple[UUID, int], None] = OrderedDict()
+        # loading a task is mostly waiting for the database: a few at once
+        self._loads = ThreadPoolExecutor(LOADERS, thread_name_prefix="task-reminders")
 
     def run(self, now: datetime) -> int:
         recorded = 0
@@ -124,14 +128,12 @@ class TaskReminders:
     def _record(self, due: Sequence[Due], now: datetime) -> int:
         tasks: list[Task] = []
         versions: dict[UUID, int] = {}
-        for org, task_id, due_at, version in due:
-            try:
-                task = self.app.load(Task, task_id, org)
-            except NotFoundError:  # pragma: no cover - a row without its task
-                log.warning("timers: task %s of %s not in the log", task_id, org)
+        for (_, task_id, due_at, version), task in zip(
+            due, self._loads.map(self._load, due), strict=True
+        ):
+            if task is None:
                 self._remember(task_id, version)
-                continue
-            if task.come_due(due_at, now=now, actor=TIMERS):
+            elif task.come_due(due_at, now=now, actor=TIMERS):
                 tasks.append(task)
                 versions[task_id] = version
             else:
@@ -146,6 +148,14 @@ class TaskReminders:
         for task_id, version in versions.items():  # settled, by us or by someone else
             self._remember(task_id, version)
         return recorded
+
+    def _load(self, due: Due) -> Task | None:
+        org, task_id, _, _ = due
+        try:
+            return self.app.load(Task, task_id, org)
+        except NotFoundError:  # pragma: no cover - a row without its task
+            log.warning("timers: task %s of %s not in the log", task_id, org)
+            return None
 
     def _commit_alone(self, stale: Task, *, now: datetime) -> bool:
         task = self.app.load(Task, stale.id, stale.organization_id)
