@@ -331,3 +331,20 @@ def test_an_unknown_task_is_not_found(client: TestClient[Any]) -> None:
     acme = register(client)
     assert_problem(acme.get(f"/crm/tasks/{uuid4()}"), 404)
     assert_problem(acme.post(f"/crm/tasks/{uuid4()}/complete"), 404)
+
+
+def test_an_api_key_names_the_assignee_and_has_no_day_of_its_own(client: TestClient[Any]) -> None:
+    acme = register(client)
+    made = acme.post("/api-keys", json={"name": "k", "scopes": ["tasks:read", "tasks:write"]})
+    key = {"X-API-Key": made.json()["key"]}
+
+    def as_key(method: str, path: str, **kw: Any) -> Any:
+        return client.request(method, path, headers=key | {"X-Org-Id": acme.organization_id}, **kw)
+
+    assert_problem(as_key("POST", "/crm/tasks", json=_body()), 422)  # for whom?
+    created = as_key("POST", "/crm/tasks", json=_body(assignee_id=acme.user_id))
+    assert created.status_code == 201, created.text
+    assert_problem(as_key("GET", "/crm/tasks", params={"assignee": "me"}), 422)
+    acme.position = created.json()["position"]
+    task = task_of(acme, created.json()["id"])
+    assert (task["assignee_id"], task["created_by"]) == (acme.user_id, None)
