@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [NAME ...]`: run the benchmarks against PostgreSQL.
 
 NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f),
-analytics (g), audit (h), privacy (i); default all.
+analytics (g), audit (h), privacy (i), tasks (j); default all.
 Every benchmark creates its own scratch database and drops it at the end. Figures are printed
 with ratios to a raw baseline measured in the same run; nothing is asserted. The summary is
 also written to bench/results/latest.json.
@@ -32,6 +32,7 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
     from bench.catchup import bench_catchup
     from bench.privacy import bench_privacy
     from bench.ryw import bench_ryw
+    from bench.tasks import bench_tasks
     from bench.webhooks import bench_webhooks
     from bench.writes import bench_http, bench_tenants
 
@@ -45,6 +46,7 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
         "analytics": ("(g) analytics catch-up; endpoint latency, one year", bench_analytics),
         "audit": ("(h) hash-chained export, audit verify, projections verify", bench_audit),
         "privacy": ("(i) personal-data sealing: commands/s and loads, on vs off", bench_privacy),
+        "tasks": ("(j) task reminders due at once; GET /crm/tasks, 100k in one org", bench_tasks),
     }
 
 
@@ -58,6 +60,7 @@ ALIASES = {
     "g": "analytics",
     "h": "audit",
     "i": "privacy",
+    "j": "tasks",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from application.work.reminders import TaskReminders
 from interfaces.observability import report_exception
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class Job:
 def jobs_for(services: Services) -> list[Job]:
     """Every timer job of the system, bound to this process's services."""
     jobs: list[Job] = []
+    reminders = TaskReminders(services.app, services.engine.connect)
+    jobs.append(Job("task_reminders", reminders.run))
     return jobs
 
 

@@ -5,6 +5,9 @@ rows have no version and find their lead through `rm_timeline_sources`, filled f
 conversations' and calls' Started events (this model's own table: a rebuild needs nothing else)
 and moved to the new lead by `Conversation.Resumed`.
 
+Tasks about a lead show on its timeline too: `Task.Created` (and an edit naming another lead)
+records the task's lead in `rm_timeline_sources`, which the task's later events follow.
+
 `Lead.PersonalDataErased` leaves the lead's earlier rows as a rebuild reads them once the lead's
 key is gone: each personal value of their events `[erased]` (None stays None).
 """
@@ -22,6 +25,7 @@ from domain.call import Call
 from domain.conversation import Conversation
 from domain.lead import Lead
 from domain.privacy import PERSONAL_DATA
+from domain.task import Task
 from projections.audit import erase_paths
 from projections.base import (
     Envelope,
@@ -78,6 +82,15 @@ SOURCE_ACTIVITY = {
     "Call.RecordingAttached": ("call_recording", "Call recording attached", "call_id"),
 }
 STARTS = frozenset({"Conversation.Started", "Call.Started"})
+TASK_ACTIVITY = {
+    "Task.Created": ("task_created", "Task created"),
+    "Task.Edited": ("task_edited", "Task edited"),
+    "Task.Reassigned": ("task_reassigned", "Task reassigned"),
+    "Task.Completed": ("task_completed", "Task completed"),
+    "Task.Reopened": ("task_reopened", "Task reopened"),
+    "Task.Cancelled": ("task_cancelled", "Task cancelled"),
+    "Task.CameDue": ("task_came_due", "Task came due"),
+}
 RESUMED = "Conversation.Resumed"
 _EVENT_OF = (
     {kind: name for name, (kind, _) in ACTIVITY.items()}
@@ -91,12 +104,14 @@ PERSONAL = {k: PERSONAL_DATA[n].paths for k, n in _EVENT_OF.items() if n in PERS
 class TimelineProjector(Projector):
     name = "timeline"
     tables = (rm_lead_timeline, rm_timeline_sources)
-    handles = frozenset(LEAD_EVENTS | SOURCE_ACTIVITY.keys() | STARTS | {RESUMED})
+    handles = frozenset(
+        LEAD_EVENTS | SOURCE_ACTIVITY.keys() | STARTS | {RESUMED} | TASK_ACTIVITY.keys()
+    )
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
         leads = self._known_sources(conn, batch)
         sources: dict[Key, dict[str, Any]] = {}
-        moved: dict[Key, UUID] = {}
+        moved: dict[Key, UUID | None] = {}
         rows: list[dict[str, Any]] = []
         for env in batch:
             e = env.event
@@ -112,6 +127,8 @@ class TimelineProjector(Projector):
                     sources[key] = _source(key, e.lead_id)
                 if isinstance(e, Call.Started):
                     rows.append(self._call_started(env, e))
+            elif env.type_name in TASK_ACTIVITY:
+                self._task_event(env, leads, sources, moved, rows)
             elif isinstance(e, Conversation.Resumed):
                 # the thread's next messages are the new lead's; the earlier ones stay put
                 if key in leads and key not in sources:
@@ -122,15 +139,17 @@ class TimelineProjector(Projector):
             elif (lead := leads.get(key)) is not None:
                 kind, title, id_name = SOURCE_ACTIVITY[env.type_name]
                 rows.append(self._row(env, lead, kind, title, None, {id_name: e.originator_id}))
-        bulk_insert(conn, rm_timeline_sources, list(sources.values()))
-        if moved:
-            c = rm_timeline_sources.c
+        c = rm_timeline_sources.c
+        if gone := [k for k, lead in moved.items() if lead is None]:  # tasks that left a lead
+            conn.execute(rm_timeline_sources.delete().where(*keys_filter(conn, *_KEY, gone)))
+        bulk_insert(conn, rm_timeline_sources, [r for r in sources.values() if r["lead_id"]])
+        if relinked := {k: lead for k, lead in moved.items() if lead is not None}:
             conn.execute(
                 rm_timeline_sources.update()
                 .where(c.organization_id == sa.bindparam("k_org"))
                 .where(c.source_id == sa.bindparam("k_id"))
                 .values(lead_id=sa.bindparam("v_lead")),
-                [{"k_org": o, "k_id": i, "v_lead": lead} for (o, i), lead in moved.items()],
+                [{"k_org": o, "k_id": i, "v_lead": lead} for (o, i), lead in relinked.items()],
             )
         bulk_insert(conn, rm_lead_timeline, rows)
 
@@ -140,7 +159,9 @@ class TimelineProjector(Projector):
         wanted = {
             (env.event.organization_id, env.event.originator_id)
             for env in batch
-            if env.type_name in SOURCE_ACTIVITY or env.type_name == RESUMED
+            if env.type_name in SOURCE_ACTIVITY
+            or env.type_name == RESUMED
+            or (env.type_name in TASK_ACTIVITY and env.type_name != "Task.Created")
         }
         found: dict[Key, UUID] = {}
         ordered = sorted(wanted)
@@ -150,6 +171,37 @@ class TimelineProjector(Projector):
             for org, source, lead in conn.execute(sa.select(rm_timeline_sources).where(*where)):
                 found[(org, source)] = lead
         return found
+
+    def _task_event(
+        self,
+        env: Envelope,
+        leads: dict[Key, UUID],
+        sources: dict[Key, dict[str, Any]],
+        moved: dict[Key, UUID | None],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """A task's event on its lead's timeline; an edit naming another lead (or none) moves
+        the task's later events, and shows on the lead it leaves when it leaves for none."""
+        e = env.event
+        key = (e.organization_id, e.originator_id)
+        lead = leads.get(key)
+        if isinstance(e, Task.Created):
+            lead = e.lead_id
+        elif isinstance(e, Task.Edited) and "lead_id" in e.changes:
+            new = e.changes["lead_id"]
+            if key in sources or lead is None:
+                sources[key] = _source(key, new)
+            else:
+                moved[key] = new
+            lead = new or lead
+        if isinstance(e, Task.Created) and lead is not None:
+            sources[key] = _source(key, lead)
+        if lead is not None:
+            leads[key] = lead
+            kind, title = TASK_ACTIVITY[env.type_name]
+            rows.append(self._row(env, lead, kind, title, None, {"task_id": e.originator_id}))
+        if isinstance(e, Task.Edited) and e.changes.get("lead_id", lead) is None:
+            leads.pop(key, None)
 
     def _call_started(self, env: Envelope, e: Call.Started) -> dict[str, Any]:
         if e.direction == "outbound":
@@ -182,7 +234,10 @@ class TimelineProjector(Projector):
         }
 
 
-def _source(key: Key, lead_id: UUID) -> dict[str, Any]:
+_KEY = (rm_timeline_sources.c.organization_id, rm_timeline_sources.c.source_id)
+
+
+def _source(key: Key, lead_id: UUID | None) -> dict[str, Any]:
     return {"organization_id": key[0], "source_id": key[1], "lead_id": lead_id}
 
 

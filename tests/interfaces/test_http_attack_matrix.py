@@ -49,6 +49,12 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/crm/leads/{lead_id}/calls"): {},
     ("POST", "/crm/conversations/{conversation_id}/handoff"): {"user_id": None},
     ("POST", "/crm/conversations/{conversation_id}/close"): None,
+    ("PATCH", "/crm/tasks/{task_id}"): {"title": "Taken over"},
+    ("PUT", "/crm/templates/{template_id}"): {"name": "Taken over"},
+    ("POST", "/crm/templates/{template_id}/use"): {"lead_id": "{lead_id}"},
+}
+BODILESS_TASK_VERBS = {
+    ("POST", f"/crm/tasks/{{task_id}}/{v}") for v in ("complete", "reopen", "cancel")
 }
 
 
@@ -96,6 +102,8 @@ class Scene:
             acme.get("/crm/pipeline/board").json(),
             acme.get("/organizations/current/members").json(),
             acme.get("/api-keys").json(),
+            acme.get(f"/crm/tasks/{self.ids['task_id']}").json(),
+            acme.get("/crm/templates").json(),
             [row for row in audit if row["event_type"] != INCIDENT],
         )
 
@@ -135,7 +143,15 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         and (method, path) != ("delete", "/users/me")  # closing one's own account is no attack
     ]
     conversation, call = talk_to(services, acme, lead, text="Acme secret")
+    task = acme.post(
+        "/crm/tasks", json={"title": "Acme secret", "due_at": "2030-01-01T09:00:00Z"}
+    ).json()["id"]
+    template = acme.post(
+        "/crm/templates", json={"name": "Acme secret", "body": "Hi {{lead.full_name}}"}
+    ).json()["id"]
     ids = {
+        "template_id": template,
+        "task_id": task,
         "conversation_id": conversation,
         "call_id": call,
         "lead_id": lead,
@@ -159,6 +175,8 @@ def attack(scene: Scene, role: str, operation: tuple[str, str], where: str) -> A
         body = VALID_BODIES.get(operation)
         if body is not None and "stage_id" in body:
             body = {"stage_id": scene.ids["stage_id"]}
+        if body is not None and "lead_id" in body:
+            body = {"lead_id": scene.ids["lead_id"]}
     else:
         path = re.sub(r"\{\w+\}", "00000000-0000-4000-8000-000000000000", template)
     if where == "header":
@@ -196,6 +214,7 @@ def test_every_role_on_every_route_with_foreign_ids_in_the_path_or_header_is_ref
     writes = {op for op in id_operations if op[0] in ("POST", "PUT", "PATCH")}
     bodiless = {("POST", p) for p in ("/crm/leads/{lead_id}/won", "/crm/leads/{lead_id}/lost")}
     bodiless |= {("POST", "/crm/leads/{lead_id}/reopen")}
+    bodiless |= BODILESS_TASK_VERBS
     assert writes - bodiless <= VALID_BODIES.keys(), "a new route needs a valid body here"
     for role in ROLES:
         for operation in scene.operations:

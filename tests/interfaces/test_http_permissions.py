@@ -114,6 +114,13 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("POST", f"/crm/templates/{NOBODY}/use", lambda lead, _: {"lead_id": lead}),
         P.LEADS_WRITE,
     ),
+    (Route("GET", "/crm/tasks"), P.TASKS_READ),
+    (Route("GET", f"/crm/tasks/{NOBODY}"), P.TASKS_READ),
+    (Route("POST", "/crm/tasks", {"title": "t", "due_at": "2030-01-01T09:00:00Z"}), P.TASKS_WRITE),
+    (Route("PATCH", f"/crm/tasks/{NOBODY}", {"title": "t"}), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/complete"), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/reopen"), P.TASKS_WRITE),
+    (Route("POST", f"/crm/tasks/{NOBODY}/cancel"), P.TASKS_WRITE),
 ]
 
 
@@ -124,6 +131,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
     names |= {"{aggregate_id:uuid}": "{lead}", "{template_id:uuid}": NOBODY}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{task_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

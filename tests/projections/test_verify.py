@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
+from domain.task import Task
 from interfaces.services import Services
 from projections.audit import rm_audit_events
 from projections.leads import LeadsProjector, rm_leads
@@ -35,11 +36,33 @@ def check(services: Services, *names: str, org: UUID | None = None) -> list[Tabl
     return verify(services.engine, app.recorder, app.mapper, names, organization_id=org)
 
 
+def write_tasks(services: Services) -> None:
+    """Tasks of one organization: about a lead or none, edited, closed, come due."""
+    org, due = uuid4(), datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    tasks = [
+        Task.create(
+            organization_id=org,
+            title=f"T{i}",
+            due_at=due,
+            assignee_id=uuid4(),
+            actor=ACTOR,
+            lead_id=uuid4() if i else None,
+        )
+        for i in range(3)
+    ]
+    tasks[0].edit({"due_at": due + timedelta(hours=1), "lead_id": uuid4()}, actor=ACTOR)
+    tasks[1].complete(actor=ACTOR)
+    tasks[2].come_due(due, now=due, actor=ACTOR)
+    services.app.commit(*tasks)
+
+
 def projected(services: Services) -> int:
-    """Three organizations' leads and pipelines, three more with conversations and calls."""
+    """Three organizations' leads and pipelines, three more with conversations and calls,
+    one with tasks."""
     write_history(services)
     write_conversations(services)
     write_templates(services)
+    write_tasks(services)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 
