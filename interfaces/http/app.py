@@ -32,6 +32,7 @@ from interfaces.http.identity.organizations import (
 from interfaces.http.identity.users import UserController
 from interfaces.http.leads.leads import LeadController
 from interfaces.http.leads.pipeline import PipelineController
+from interfaces.http.leads.spreadsheets import LeadSpreadsheetController
 from interfaces.http.metrics import Metrics, RequestMetrics
 from interfaces.http.openapi import document_problems
 from interfaces.http.operations import OPERATIONS_HANDLERS, document_operations
@@ -84,6 +85,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             AuthController,
             UserController,
             LeadController,
+            LeadSpreadsheetController,
             InboxController,
             PipelineController,
             AuditController,

@@ -1,0 +1,403 @@
+"""Importing leads from a CSV file: a dry run that only reports, or a real run that captures.
+
+A real run records one `LeadImport` (who, which file, which mapping; then the counts) and
+captures each valid row through `capture_lead`, the path of `POST /crm/leads` (its permission
+rule and assignment included). Each row's lead id is derived from the organization and the
+row's key — its external id, else its email and phone — so capturing a row a second time (a
+re-upload, two uploads at once, a repeated line) finds its lead there and is *skipped*, with
+no lookup table: the event store's version check is the arbiter. Rows are read, checked and
+captured chunk by chunk; captures of a chunk run on a few threads, whose saves the store
+groups into one transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+from uuid import UUID, uuid5
+
+import msgspec
+
+from application.context import Ctx
+from application.leads.commands import (
+    CaptureLead,
+    _check_member,
+    _pipeline,
+    _stage_of,
+    capture_lead,
+)
+from application.leads.spreadsheet import (
+    CUSTOM,
+    ImportTooLargeError,
+    Layout,
+    Row,
+    RowError,
+    Spool,
+    choose_delimiter,
+    choose_encoding,
+    decimal_of,
+    layout,
+    records,
+    row_of,
+    text_of,
+    uuid_of,
+)
+from application.permissions import NotPermittedError, capture_assignee
+from application.store import CrmApplication
+from domain import values as v
+from domain.errors import (
+    DomainError,
+    InvalidValueError,
+    NotFoundError,
+    StageNotInPipelineError,
+    VersionConflictError,
+)
+from domain.lead import Lead
+from domain.lead_import import LeadImport
+from domain.values import StageType
+
+MAX_REPORTED_ERRORS = 1000
+CHUNK = 256
+WORKERS = 4
+
+
+class ImportRowError(msgspec.Struct, frozen=True):
+    """Why a row was not imported: its number (the header is row 1), column and reason."""
+
+    row: int
+    column: str | None
+    message: str
+
+
+class ImportReport(msgspec.Struct, frozen=True):
+    """What an import did (or, in a dry run, would do) with each row of the file."""
+
+    import_id: UUID | None
+    dry_run: bool
+    file_name: str
+    encoding: str
+    delimiter: str
+    mapping: dict[str, str]
+    ignored_columns: list[str]
+    rows: int
+    created: int
+    skipped: int
+    failed: int
+    errors: list[ImportRowError]
+    errors_truncated: bool
+    position: int
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    file_name: str
+    mapping: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    dry_run: bool = False
+    max_rows: int = 1_000_000
+
+
+@dataclass
+class _Tally:
+    """Outcome counts, updated from the capture threads (hence the lock)."""
+
+    created: int = 0
+    skipped: int = 0
+    failed: int = 0
+    truncated: bool = False
+
+    def __post_init__(self) -> None:
+        self.errors: list[ImportRowError] = []
+        self._lock = threading.Lock()
+
+    def count(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def fail(self, number: int, column: str | None, message: str) -> None:
+        with self._lock:
+            self.failed += 1
+            if len(self.errors) < MAX_REPORTED_ERRORS:
+                self.errors.append(ImportRowError(number, column, message))
+            else:
+                self.truncated = True
+
+
+def import_leads(
+    app: CrmApplication, spool: Spool, request: ImportRequest, ctx: Ctx
+) -> ImportReport:
+    """Read the spooled file twice: once to check its shape and count its rows (nothing is
+    written if that fails), once to check or capture row by row."""
+    encoding = choose_encoding(spool, request.encoding)
+    lay, count = _survey(spool, encoding, request)
+    started: LeadImport | None = None
+    if not request.dry_run:
+        started = LeadImport.start(
+            organization_id=ctx.organization_id,
+            file_name=request.file_name,
+            rows=count,
+            mapping=lay.mapping,
+            encoding=encoding.removesuffix("-sig"),
+            delimiter=lay.delimiter,
+            sha256=spool.sha256,
+            actor=ctx.actor,
+        )
+        app.commit(started)
+    tally = _Tally()
+    _Rows(app, ctx, lay, tally, dry_run=request.dry_run).run(_rows(spool, lay))
+    position = 0
+    if started is not None:
+        started.finish(
+            created=tally.created, skipped=tally.skipped, failed=tally.failed, actor=ctx.actor
+        )
+        position = app.commit(started)
+    return ImportReport(
+        import_id=started.id if started else None,
+        dry_run=request.dry_run,
+        file_name=request.file_name,
+        encoding=encoding.removesuffix("-sig"),
+        delimiter=lay.delimiter,
+        mapping=lay.mapping,
+        ignored_columns=list(lay.ignored),
+        rows=count,
+        created=tally.created,
+        skipped=tally.skipped,
+        failed=tally.failed,
+        errors=tally.errors,
+        errors_truncated=tally.truncated,
+        position=position,
+    )
+
+
+def _survey(spool: Spool, encoding: str, request: ImportRequest) -> tuple[Layout, int]:
+    """The layout and the number of data rows; 422/413 before anything is written."""
+    with _reading(spool, encoding) as text:
+        first = text.readline()
+        delimiter = choose_delimiter(first, request.delimiter)
+        header = next(records(iter([first]), delimiter), [])
+        lay = layout(header, request.mapping, encoding.removesuffix("-sig"), delimiter)
+        count = 0
+        for cells in _checked(records(text, delimiter)):
+            if cells:
+                count += 1
+                if count > request.max_rows:
+                    raise ImportTooLargeError(f"the file has more than {request.max_rows} rows")
+    return lay, count
+
+
+class _reading:  # noqa: N801 - used as a context manager, like open()
+    """The spool as text; the wrapper is detached on exit so the spool stays open."""
+
+    def __init__(self, spool: Spool, encoding: str) -> None:
+        self.text = text_of(spool, encoding)
+
+    def __enter__(self) -> Any:
+        return self.text
+
+    def __exit__(self, *exc: object) -> None:
+        self.text.detach()
+
+
+def _checked(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """Records, with decoding and CSV errors turned into a 422 naming the record."""
+    number = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise InvalidValueError(
+                "encoding", f"row {number + 1} is not valid text in the chosen encoding"
+            ) from None
+        except Exception as error:  # noqa: BLE001 - csv.Error: a malformed record
+            raise InvalidValueError("file", f"row {number + 1}: {error}") from None
+        number += 1
+        yield cells
+
+
+def _rows(spool: Spool, lay: Layout) -> Iterator[Row | RowError]:
+    with _reading(spool, lay.encoding if lay.encoding != "utf-8" else "utf-8-sig") as text:
+        text.readline()  # the header
+        for number, cells in enumerate(_checked(records(text, lay.delimiter)), start=2):
+            if not cells:
+                continue
+            try:
+                yield row_of(number, cells, lay)
+            except RowError as error:
+                error.number = number
+                yield error
+
+
+@dataclass(frozen=True)
+class _Planned:
+    number: int
+    command: CaptureLead
+    lead_id: UUID
+
+
+class _Rows:
+    """Turns rows into captures (or checks of them), chunk by chunk, counting outcomes."""
+
+    def __init__(
+        self, app: CrmApplication, ctx: Ctx, lay: Layout, tally: _Tally, *, dry_run: bool
+    ) -> None:
+        self.app, self.ctx, self.lay, self.tally, self.dry_run = app, ctx, lay, tally, dry_run
+        self.pipeline = _pipeline(app, ctx)
+        self.stages = {s.name.strip().lower(): s.id for s in self.pipeline.stages}
+        #: lead ids seen in this file (a dry run has no store to tell it a row repeats)
+        self.seen: set[bytes] = set()
+
+    def run(self, rows: Iterator[Row | RowError]) -> None:
+        with ThreadPoolExecutor(WORKERS, "crm-import") as pool:
+            while chunk := list(islice(rows, CHUNK)):
+                planned = [p for row in chunk if (p := self._plan(row)) is not None]
+                if self.dry_run:
+                    for p in planned:
+                        self._outcome(p, self._check)
+                else:
+                    list(pool.map(lambda p: self._outcome(p, self._capture), planned))
+
+    def _plan(self, row: Row | RowError) -> _Planned | None:
+        if isinstance(row, RowError):
+            self.tally.fail(row.number, row.column, row.message)
+            return None
+        try:
+            command, lead_id = self._command(row)
+        except RowError as error:
+            self.tally.fail(row.number, error.column, error.message)
+            return None
+        if self.app.organization_of(lead_id) is not None or (
+            self.dry_run and lead_id.bytes in self.seen
+        ):
+            self.tally.count("skipped")
+            return None
+        if self.dry_run:
+            self.seen.add(lead_id.bytes)
+        return _Planned(row.number, command, lead_id)
+
+    def _outcome(self, planned: _Planned, act: Any) -> None:
+        try:
+            act(planned)
+        except VersionConflictError:  # captured meanwhile: by another upload, or a repeat
+            self.tally.count("skipped")
+            return
+        except (DomainError, NotPermittedError) as error:
+            column, message = self._explain(error)
+            self.tally.fail(planned.number, column, message)
+            return
+        self.tally.count("created")
+
+    def _capture(self, planned: _Planned) -> None:
+        capture_lead(self.app, planned.command, self.ctx, lead_id=planned.lead_id)
+
+    def _check(self, planned: _Planned) -> None:
+        """What capture_lead checks, without saving: assignee, stage, details."""
+        cmd = planned.command
+        assignee = capture_assignee(self.ctx, cmd.assigned_to)
+        stage = (
+            self.pipeline.first_stage_of(StageType.OPEN).ref
+            if cmd.stage_id is None
+            else _stage_of(self.pipeline, cmd.stage_id)
+        )
+        _check_member(self.app, assignee, self.ctx)
+        details = {
+            f: getattr(cmd, f)
+            for f in ("full_name", "email", "phone", "company", "source", "estimated_value")
+        }
+        Lead.capture(
+            organization_id=self.ctx.organization_id,
+            pipeline_id=self.pipeline.id,
+            stage=stage,
+            details=details | {"custom_fields": cmd.custom_fields},
+            assignee_id=assignee,
+            actor=self.ctx.actor,
+            id=planned.lead_id,
+        )
+
+    def _column(self, name: str) -> str | None:
+        if name == "custom_fields":
+            return next((c for f, c in self.lay.column_of.items() if f.startswith(CUSTOM)), None)
+        return self.lay.column_of.get({"stage_id": "stage"}.get(name, name))
+
+    def _explain(self, error: Exception) -> tuple[str | None, str]:
+        if isinstance(error, InvalidValueError):
+            return self._column(error.field), error.message
+        if isinstance(error, StageNotInPipelineError):
+            return self._column("stage"), "is not a stage of this organization's pipeline"
+        if isinstance(error, NotFoundError) and error.kind == "member":
+            return self._column("assigned_to"), "is not a member of this organization"
+        if isinstance(error, NotPermittedError):
+            return self._column("assigned_to"), error.reason
+        return None, str(error)
+
+    def _command(self, row: Row) -> tuple[CaptureLead, UUID]:
+        full_name = row.get("full_name")
+        if full_name is None:
+            raise RowError(self._column("full_name"), "is required")
+        command = CaptureLead(
+            full_name=full_name,
+            email=row.get("email"),
+            phone=row.get("phone"),
+            company=row.get("company"),
+            source=row.get("source"),
+            estimated_value=self._money(row.get("estimated_value")),
+            custom_fields=row.custom(),
+            stage_id=self._stage(row.get("stage")),
+            assigned_to=self._member(row.get("assigned_to")),
+        )
+        return command, self._lead_id(row)
+
+    def _money(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        try:
+            return decimal_of(text)
+        except ValueError:
+            raise RowError(self._column("estimated_value"), "is not a number") from None
+
+    def _stage(self, text: str | None) -> UUID | None:
+        if text is None:
+            return None
+        found = self.stages.get(text.strip().lower()) or uuid_of(text)
+        if found is None:
+            raise RowError(self._column("stage"), f"no stage is named {text!r}")
+        return found
+
+    def _member(self, text: str | None) -> UUID | None:
+        if text is None:
+            return None
+        found = uuid_of(text)
+        if found is None:
+            raise RowError(self._column("assigned_to"), "is not a member id")
+        return found
+
+    def _lead_id(self, row: Row) -> UUID:
+        """The row's lead id: the same row in any upload to this organization names the same
+        lead (an external id that is already one of its leads' ids is that lead)."""
+        org = self.ctx.organization_id
+        external = row.get("external_id")
+        if external is not None:
+            if len(external) > 200:
+                raise RowError(self._column("external_id"), "must be at most 200 characters")
+            own = uuid_of(external)
+            if own is not None and self.app.organization_of(own) == org:
+                return own  # exported from this organization: the lead it came from
+            return uuid5(org, "external_id:" + external)
+        try:
+            email = v.email(row.get("email"))
+            phone = v.phone(row.get("phone"))
+        except InvalidValueError as error:
+            raise RowError(self._column(error.field), error.message) from None
+        if email is None and phone is None:
+            raise RowError(
+                None, "needs an external_id, an email or a phone (what makes a re-upload skip it)"
+            )
+        digits = "".join(c for c in phone or "" if c.isdigit())
+        return uuid5(org, f"contact:{email or ''}|{digits}")
+
