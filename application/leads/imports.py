@@ -400,4 +400,3 @@ class _Rows:
             )
         digits = "".join(c for c in phone or "" if c.isdigit())
         return uuid5(org, f"contact:{email or ''}|{digits}")
-

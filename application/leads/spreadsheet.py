@@ -112,9 +112,12 @@ def choose_encoding(spool: Spool, asked: str | None) -> str:
     if asked is None or asked == "":
         return "utf-8-sig" if spool.utf8 else "latin-1"
     try:
-        return ENCODINGS[asked.strip().lower()]
+        chosen = ENCODINGS[asked.strip().lower()]
     except KeyError:
         raise InvalidValueError("encoding", "must be utf-8 or latin-1") from None
+    if chosen == "utf-8-sig" and not spool.utf8:
+        raise InvalidValueError("encoding", "the file is not valid UTF-8 (latin-1 reads it)")
+    return chosen
 
 
 def text_of(spool: Spool, encoding: str) -> io.TextIOWrapper:

@@ -221,4 +221,3 @@ async def _off_the_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     while (chunk := await loop.run_in_executor(None, next, chunks, None)) is not None:
         yield chunk
-
