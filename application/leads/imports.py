@@ -12,9 +12,11 @@ groups into one transaction.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -190,17 +192,14 @@ def _survey(spool: Spool, encoding: str, request: ImportRequest) -> tuple[Layout
     return lay, count
 
 
-class _reading:  # noqa: N801 - used as a context manager, like open()
-    """The spool as text; the wrapper is detached on exit so the spool stays open."""
-
-    def __init__(self, spool: Spool, encoding: str) -> None:
-        self.text = text_of(spool, encoding)
-
-    def __enter__(self) -> Any:
-        return self.text
-
-    def __exit__(self, *exc: object) -> None:
-        self.text.detach()
+@contextmanager
+def _reading(spool: Spool, encoding: str) -> Iterator[io.TextIOWrapper]:
+    """The spool as text; the wrapper is detached after, so the spool stays open."""
+    text = text_of(spool, encoding)
+    try:
+        yield text
+    finally:
+        text.detach()
 
 
 def _checked(reader: Iterator[list[str]]) -> Iterator[list[str]]:

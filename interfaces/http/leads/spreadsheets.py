@@ -18,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import FromQuery, QueryParameter
