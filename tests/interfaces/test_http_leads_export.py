@@ -177,6 +177,7 @@ def test_a_viewer_may_export_and_a_stranger_may_not(
     acme, other = register(client), register(client, "Other")
     viewer = add_member(services, acme, "viewer")
     acme.capture(full_name="Ours")
+    viewer.position = acme.position
 
     assert [r["full_name"] for r in exported(viewer)[1]] == ["Ours"]
     assert exported(other)[1] == []
