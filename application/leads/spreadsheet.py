@@ -63,11 +63,13 @@ class Spool:
             self.close()
             raise ImportTooLargeError(f"the file is larger than {self.max_bytes} bytes")
         self._digest.update(chunk)
-        if self.utf8:
+        # checked in slices: one large chunk never becomes one large decoded string
+        for start in range(0, len(chunk) if self.utf8 else 0, 1 << 16):
             try:
-                self._decoder.decode(chunk)
+                self._decoder.decode(chunk[start : start + (1 << 16)])
             except UnicodeDecodeError:
                 self.utf8 = False
+                break
         self.file.write(chunk)
 
     def finish(self) -> None:
