@@ -42,7 +42,7 @@ def csv_chunks(rows: int, size: int = 64 * 1024) -> Iterator[bytes]:
     for i in range(rows):
         line = (
             f"Lead {i},lead{i}@example.com,+55 11 9{i:08d},Company {i % 997},fair,"
-            f"{i % 10_000}.50,segment {i % 7},\"a note, with a comma, for row {i}\"\r\n"
+            f'{i % 10_000}.50,segment {i % 7},"a note, with a comma, for row {i}"\r\n'
         )
         buffer.append(line)
         length += len(line)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -253,23 +254,44 @@ class _Rows:
         self.seen: set[bytes] = set()
         #: the first failure that is not a row's own (the database is gone): stops the run
         self.broken: Exception | None = None
+        self.flying_lock = threading.Lock()
 
     def run(self, rows: Iterator[Row | RowError]) -> None:
         """Plan rows here, capture them on the pool: at most 2 × WORKERS rows in flight (the
         memory bound), as many concurrent saves as workers (the size of a commit group)."""
         act = self._check if self.dry_run else self._capture
         slots = threading.BoundedSemaphore(2 * WORKERS)
+        #: rows on the workers by lead id: a repeat waits for its first, so the first wins
+        flying: dict[UUID, Future[None]] = {}
         with ThreadPoolExecutor(WORKERS, "crm-import") as pool:
             for row in rows:
                 if (planned := self._plan(row)) is None:
                     continue
+                with self.flying_lock:
+                    first = flying.get(planned.lead_id)
+                if first is not None:
+                    first.result()
                 slots.acquire()
                 if self.broken is not None:
                     break
                 future = pool.submit(self._outcome, planned, act)
-                future.add_done_callback(lambda _: slots.release())
+                with self.flying_lock:
+                    flying[planned.lead_id] = future
+                future.add_done_callback(partial(self._landed, flying, planned.lead_id, slots))
         if self.broken is not None:  # the store failed: the import stops unfinished
             raise self.broken
+
+    def _landed(
+        self,
+        flying: dict[UUID, Future[None]],
+        lead_id: UUID,
+        slots: threading.BoundedSemaphore,
+        future: Future[None],
+    ) -> None:
+        with self.flying_lock:
+            if flying.get(lead_id) is future:
+                del flying[lead_id]
+        slots.release()
 
     def _plan(self, row: Row | RowError) -> _Planned | None:
         if isinstance(row, RowError):
