@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from interfaces.services import Services
@@ -286,3 +288,36 @@ def test_a_file_over_the_row_or_byte_limit_is_refused_whole(
     monkeypatch.setattr(services, "settings", msgspec.structs.replace(limited, import_max_bytes=50))
     assert "50 bytes" in assert_problem(upload(acme, CSV), 413)["detail"]
     assert leads(acme) == []
+
+
+def test_any_body_is_answered_without_a_server_error_and_a_dry_run_writes_nothing(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    head = services.app.recorder.max_notification_id()
+    odd = st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(lambda t: "full_name,email\r\n" + t),
+        st.sampled_from(
+            [
+                '"unclosed\r\nquote',
+                "full_name\r\n\x00",
+                "full_name\r\n" + "x" * 300,
+                "full_name;email,phone\r\na;b,c\r\n",
+                "\r",
+                "full_name\r\n=1+1\r\n'=cmd\r\n",
+            ]
+        ),
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(body=odd, delimiter=st.sampled_from([None, ",", ";", "tab", "|"]))
+    def never_a_server_error(body: str | bytes, delimiter: str | None) -> None:
+        params = {"dry_run": True} | ({"delimiter": delimiter} if delimiter else {})
+        response = upload(acme, body, **params)
+        assert response.status_code in (200, 400, 413, 422), response.text
+        if response.status_code != 200:
+            assert_problem(response, response.status_code)
+
+    never_a_server_error()
+    assert services.app.recorder.max_notification_id() == head
