@@ -2,10 +2,11 @@
 
 `python -m bench.imports [--rows N] [--backend postgres|sqlite]` (default 100,000 rows on a
 scratch PostgreSQL database). The file is generated on the fly and fed to the spool in 64 KiB
-chunks, as the HTTP route feeds it; then one real run (every row captured through
-`capture_lead`: sealing of personal data, group commit, the table lock) and a re-upload (every
-row skipped). Printed: rows/s of each, the peak of Python allocations (tracemalloc) against the
-file's size, and the process's RSS growth. Nothing is asserted.
+chunks, as the HTTP route feeds it: a dry run (every row checked, nothing written), a real run
+(every row captured through `capture_lead`: sealing of personal data, group commit, the table
+lock) and a re-upload (every row skipped). Printed: rows/s of each and the process's peak RSS
+growth; with `--trace`, also the peak of Python allocations (tracemalloc, which slows the run
+several times) against the file's size. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def organization(app: CrmApplication) -> Ctx:
 
 
 def run_import(
-    app: CrmApplication, ctx: Ctx, rows: int, *, dry_run: bool = False
+    app: CrmApplication, ctx: Ctx, rows: int, *, dry_run: bool = False, trace: bool = False
 ) -> tuple[ImportReport, float, int, int]:
     """(report, seconds, peak traced bytes, file bytes) of one upload of `rows` rows."""
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     started = time.perf_counter()
     spool = Spool(1 << 34)
     try:
@@ -78,8 +80,10 @@ def run_import(
     finally:
         spool.close()
     seconds = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = 0
+    if trace:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     return report, seconds, peak, spool.size
 
 
@@ -87,19 +91,20 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(settings: Settings, rows: int) -> None:
+def bench(settings: Settings, rows: int, *, trace: bool = False) -> None:
     engine = make_engine(settings)
     migrate(settings, engine)
     app = build_app(settings, engine)
     ctx = organization(app)
     base = rss_mb()
     for label, dry in (("dry run", True), ("real run", False), ("re-upload", False)):
-        report, seconds, peak, size = run_import(app, ctx, rows, dry_run=dry)
+        report, seconds, peak, size = run_import(app, ctx, rows, dry_run=dry, trace=trace)
+        traced = f", peak traced {peak / 1e6:.1f} MB" if trace else ""
         print(
             f"{label:>10}: {rows} rows in {seconds:.1f} s = {rows / seconds:,.0f} rows/s "
             f"(created {report.created}, skipped {report.skipped}, failed {report.failed}); "
-            f"file {size / 1e6:.1f} MB, peak traced {peak / 1e6:.1f} MB, "
-            f"max RSS +{rss_mb() - base:.0f} MB"
+            f"file {size / 1e6:.1f} MB{traced}, max RSS +{rss_mb() - base:.0f} MB",
+            flush=True,
         )
     app.close()
     engine.dispose()
@@ -109,14 +114,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--trace", action="store_true", help="measure allocations too")
     args = parser.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{Path(folder) / 'crm.db'}"
-            bench(load_settings({"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": "x" * 40}), args.rows)
+            settings = load_settings({"CRM_DATABASE_URL": url, "CRM_SECRET_KEY": "x" * 40})
+            bench(settings, args.rows, trace=args.trace)
         return
     with scratch_db("j_imports") as name:
-        bench(settings_for(name), args.rows)
+        bench(settings_for(name), args.rows, trace=args.trace)
 
 
 if __name__ == "__main__":

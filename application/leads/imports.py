@@ -5,9 +5,10 @@ captures each valid row through `capture_lead`, the path of `POST /crm/leads` (i
 rule and assignment included). Each row's lead id is derived from the organization and the
 row's key — its external id, else its email and phone — so capturing a row a second time (a
 re-upload, two uploads at once, a repeated line) finds its lead there and is *skipped*, with
-no lookup table: the event store's version check is the arbiter. Rows are read, checked and
-captured chunk by chunk; captures of a chunk run on a few threads, whose saves the store
-groups into one transaction.
+no lookup table: the event store's version check is the arbiter. Rows are read and planned
+one by one and captured on a few threads with a bounded number in flight (so memory does not
+grow with the file), whose saves the store groups into shared transactions. A dry run keeps one
+set entry per distinct row (~80 bytes) to tell repeats within the file.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def import_leads(
         created=tally.created,
         skipped=tally.skipped,
         failed=tally.failed,
-        errors=tally.errors,
+        errors=sorted(tally.errors, key=lambda e: e.row),
         errors_truncated=tally.truncated,
         position=position,
     )
@@ -183,7 +184,7 @@ def _survey(spool: Spool, encoding: str, request: ImportRequest) -> tuple[Layout
         first = text.readline()
         delimiter = choose_delimiter(first, request.delimiter)
         header = next(records(iter([first]), delimiter), [])
-        lay = layout(header, request.mapping, encoding.removesuffix("-sig"), delimiter)
+        lay = layout(header, request.mapping, encoding, delimiter)
         count = 0
         for cells in _checked(records(text, delimiter)):
             if cells:
@@ -222,7 +223,7 @@ def _checked(reader: Iterator[list[str]]) -> Iterator[list[str]]:
 
 
 def _rows(spool: Spool, lay: Layout) -> Iterator[Row | RowError]:
-    with _reading(spool, lay.encoding if lay.encoding != "utf-8" else "utf-8-sig") as text:
+    with _reading(spool, lay.encoding) as text:
         text.readline()  # the header
         for number, cells in enumerate(_checked(records(text, lay.delimiter)), start=2):
             if not cells:

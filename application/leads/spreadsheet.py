@@ -94,7 +94,8 @@ class ImportTooLargeError(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    """How a file is read: encoding, delimiter, header, and which column feeds which field."""
+    """How a file is read: encoding (the codec), delimiter, header, and which column feeds
+    which field."""
 
     encoding: str
     delimiter: str
