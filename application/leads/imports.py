@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -153,7 +153,8 @@ def import_leads(
         )
         app.commit(started)
     tally = _Tally()
-    _Rows(app, ctx, lay, tally, dry_run=request.dry_run).run(_rows(spool, lay))
+    with closing(_rows(spool, lay)) as rows:  # closed here, even when the run stops early
+        _Rows(app, ctx, lay, tally, dry_run=request.dry_run).run(rows)
     position = 0
     if started is not None:
         started.finish(
@@ -222,7 +223,7 @@ def _checked(reader: Iterator[list[str]]) -> Iterator[list[str]]:
         yield cells
 
 
-def _rows(spool: Spool, lay: Layout) -> Iterator[Row | RowError]:
+def _rows(spool: Spool, lay: Layout) -> Generator[Row | RowError, None, None]:
     with _reading(spool, lay.encoding) as text:
         text.readline()  # the header
         for number, cells in enumerate(_checked(records(text, lay.delimiter)), start=2):
