@@ -268,6 +268,15 @@ def test_a_multipart_upload_with_its_mapping_is_imported(client: TestClient[Any]
     assert response.status_code == 200, response.text
     report = response.json()
     assert (report["file_name"], report["created"]) == ("crm-export.csv", 1)
+    # a part named `file` without a file name (curl -F 'file=<leads.csv') is the file too
+    plain = acme.post(
+        "/crm/leads/import",
+        files={"file": (None, b"full_name,email\r\nBia,bia@example.com\r\n")},
+    )
+    assert plain.status_code == 200, plain.text
+    assert (plain.json()["file_name"], plain.json()["created"]) == ("upload.csv", 1)
+    no_file = acme.post("/crm/leads/import", files={"mapping": (None, b"{}")})
+    assert_problem(no_file, 400)
 
 
 def test_an_empty_or_headerless_body_is_refused(client: TestClient[Any]) -> None:

@@ -193,9 +193,10 @@ async def _multipart(
                 for item in parser.parse(chunk):
                     if isinstance(item, MultipartSegment):
                         part = item
-                        is_file = item.filename is not None and files == 0
+                        # the first part with a file name, or named `file` (curl -F 'file=<…')
+                        is_file = files == 0 and (item.filename is not None or item.name == "file")
                         files += is_file
-                        name = item.filename if is_file else name
+                        name = (item.filename or "") if is_file else name
                         field = None if is_file else bytearray()
                     elif item:
                         if field is None:
