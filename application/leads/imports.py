@@ -21,20 +21,18 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import msgspec
 
 from application.context import Ctx
 from application.leads.commands import (
     CaptureLead,
-    _check_member,
     _pipeline,
-    _stage_of,
     capture_lead,
 )
+from application.leads.import_rows import RowPlanner, check_capture
 from application.leads.spreadsheet import (
-    CUSTOM,
     ImportTooLargeError,
     Layout,
     Row,
@@ -42,26 +40,19 @@ from application.leads.spreadsheet import (
     Spool,
     choose_delimiter,
     choose_encoding,
-    decimal_of,
     layout,
     records,
     row_of,
     text_of,
-    uuid_of,
 )
-from application.permissions import NotPermittedError, capture_assignee
+from application.permissions import NotPermittedError
 from application.store import CrmApplication
-from domain import values as v
 from domain.errors import (
     DomainError,
     InvalidValueError,
-    NotFoundError,
-    StageNotInPipelineError,
     VersionConflictError,
 )
-from domain.lead import Lead
 from domain.lead_import import LeadImport
-from domain.values import StageType
 
 MAX_REPORTED_ERRORS = 1000
 #: concurrent captures: each waits on the store's group commit, so more workers make bigger
@@ -244,14 +235,14 @@ class _Planned:
 
 
 class _Rows:
-    """Turns rows into captures (or checks of them), chunk by chunk, counting outcomes."""
+    """Turns rows into captures (or checks of them) on a pool of workers, counting outcomes."""
 
     def __init__(
         self, app: CrmApplication, ctx: Ctx, lay: Layout, tally: _Tally, *, dry_run: bool
     ) -> None:
         self.app, self.ctx, self.lay, self.tally, self.dry_run = app, ctx, lay, tally, dry_run
         self.pipeline = _pipeline(app, ctx)
-        self.stages = {s.name.strip().lower(): s.id for s in self.pipeline.stages}
+        self.planner = RowPlanner(app, ctx, lay, self.pipeline)
         #: lead ids seen in this file (a dry run has no store to tell it a row repeats)
         self.seen: set[bytes] = set()
         #: the first failure that is not a row's own (the database is gone): stops the run
@@ -300,7 +291,7 @@ class _Rows:
             self.tally.fail(row.number, row.column, row.message)
             return None
         try:
-            command, lead_id = self._command(row)
+            command, lead_id = self.planner.command(row)
         except RowError as error:
             self.tally.fail(row.number, error.column, error.message)
             return None
@@ -322,7 +313,7 @@ class _Rows:
             self.tally.count("skipped")
             return
         except (DomainError, NotPermittedError) as error:
-            column, message = self._explain(error)
+            column, message = self.planner.explain(error)
             self.tally.fail(planned.number, column, message)
             return
         except Exception as error:  # noqa: BLE001 - handed to the planning thread
@@ -334,106 +325,4 @@ class _Rows:
         capture_lead(self.app, planned.command, self.ctx, lead_id=planned.lead_id)
 
     def _check(self, planned: _Planned) -> None:
-        """What capture_lead checks, without saving: assignee, stage, details."""
-        cmd = planned.command
-        assignee = capture_assignee(self.ctx, cmd.assigned_to)
-        stage = (
-            self.pipeline.first_stage_of(StageType.OPEN).ref
-            if cmd.stage_id is None
-            else _stage_of(self.pipeline, cmd.stage_id)
-        )
-        _check_member(self.app, assignee, self.ctx)
-        details = {
-            f: getattr(cmd, f)
-            for f in ("full_name", "email", "phone", "company", "source", "estimated_value")
-        }
-        Lead.capture(
-            organization_id=self.ctx.organization_id,
-            pipeline_id=self.pipeline.id,
-            stage=stage,
-            details=details | {"custom_fields": cmd.custom_fields},
-            assignee_id=assignee,
-            actor=self.ctx.actor,
-            id=planned.lead_id,
-        )
-
-    def _column(self, name: str) -> str | None:
-        if name == "custom_fields":
-            return next((c for f, c in self.lay.column_of.items() if f.startswith(CUSTOM)), None)
-        return self.lay.column_of.get({"stage_id": "stage"}.get(name, name))
-
-    def _explain(self, error: Exception) -> tuple[str | None, str]:
-        if isinstance(error, InvalidValueError):
-            return self._column(error.field), error.message
-        if isinstance(error, StageNotInPipelineError):
-            return self._column("stage"), "is not a stage of this organization's pipeline"
-        if isinstance(error, NotFoundError) and error.kind == "member":
-            return self._column("assigned_to"), "is not a member of this organization"
-        if isinstance(error, NotPermittedError):
-            return self._column("assigned_to"), error.reason
-        return None, str(error)
-
-    def _command(self, row: Row) -> tuple[CaptureLead, UUID]:
-        full_name = row.get("full_name")
-        if full_name is None:
-            raise RowError(self._column("full_name"), "is required")
-        command = CaptureLead(
-            full_name=full_name,
-            email=row.get("email"),
-            phone=row.get("phone"),
-            company=row.get("company"),
-            source=row.get("source"),
-            estimated_value=self._money(row.get("estimated_value")),
-            custom_fields=row.custom(),
-            stage_id=self._stage(row.get("stage")),
-            assigned_to=self._member(row.get("assigned_to")),
-        )
-        return command, self._lead_id(row)
-
-    def _money(self, text: str | None) -> Any:
-        if text is None:
-            return None
-        try:
-            return decimal_of(text)
-        except ValueError:
-            raise RowError(self._column("estimated_value"), "is not a number") from None
-
-    def _stage(self, text: str | None) -> UUID | None:
-        if text is None:
-            return None
-        found = self.stages.get(text.strip().lower()) or uuid_of(text)
-        if found is None:
-            raise RowError(self._column("stage"), f"no stage is named {text!r}")
-        return found
-
-    def _member(self, text: str | None) -> UUID | None:
-        if text is None:
-            return None
-        found = uuid_of(text)
-        if found is None:
-            raise RowError(self._column("assigned_to"), "is not a member id")
-        return found
-
-    def _lead_id(self, row: Row) -> UUID:
-        """The row's lead id: the same row in any upload to this organization names the same
-        lead (an external id that is already one of its leads' ids is that lead)."""
-        org = self.ctx.organization_id
-        external = row.get("external_id")
-        if external is not None:
-            if len(external) > 200:
-                raise RowError(self._column("external_id"), "must be at most 200 characters")
-            own = uuid_of(external)
-            if own is not None and self.app.organization_of(own) == org:
-                return own  # exported from this organization: the lead it came from
-            return uuid5(org, "external_id:" + external)
-        try:
-            email = v.email(row.get("email"))
-            phone = v.phone(row.get("phone"))
-        except InvalidValueError as error:
-            raise RowError(self._column(error.field), error.message) from None
-        if email is None and phone is None:
-            raise RowError(
-                None, "needs an external_id, an email or a phone (what makes a re-upload skip it)"
-            )
-        digits = "".join(c for c in phone or "" if c.isdigit())
-        return uuid5(org, f"contact:{email or ''}|{digits}")
+        check_capture(self.app, self.ctx, self.pipeline, planned.command, planned.lead_id)
