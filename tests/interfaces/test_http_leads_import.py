@@ -330,3 +330,16 @@ def test_any_body_is_answered_without_a_server_error_and_a_dry_run_writes_nothin
 
     never_a_server_error()
     assert services.app.recorder.max_notification_id() == head
+
+
+def test_a_nul_character_fails_its_row_naming_the_column(client: TestClient[Any]) -> None:
+    acme = register(client)
+    body = "full_name,email,company\r\nAna,ana@example.com,Pa\x00daria\r\nBia,bia@example.com,\r\n"
+
+    report = imported(acme, body)
+
+    assert (report["created"], report["failed"]) == (1, 1)
+    assert report["errors"] == [
+        {"row": 2, "column": "company", "message": "must not contain NUL characters"}
+    ]
+    assert_problem(upload(acme, CSV, file_name="a\x00b"), 400)
