@@ -89,7 +89,9 @@ class LeadSpreadsheetController(Controller):
         like a field are taken. A row is captured once: its lead id follows from its
         `external_id`, else its email and phone, so a re-upload reports it as skipped.
         `?dry_run=true` checks every row and writes nothing. Failed rows are reported with
-        their row number (the header is row 1), column and reason; the others are captured."""
+        their row number (the header is row 1), column and reason; the others are captured.
+        `file_name` names the file in the answer and the audit trail (default: the upload's
+        file name, or the raw body's Content-Disposition file name, else `upload.csv`)."""
         settings = services.settings
         spool = Spool(settings.import_max_bytes)
         try:
