@@ -99,7 +99,7 @@ def run(app: CrmApplication, ctx: Ctx, text: str, **kw: Any) -> ImportReport:
 
 def test_two_uploads_of_one_file_at_once_capture_each_row_once(app: CrmApplication) -> None:
     ctx = organization(app)
-    rows = 300
+    rows = 120
     text = "full_name,email\r\n" + "".join(f"L{i},l{i}@example.com\r\n" for i in range(rows))
     reports: list[ImportReport] = []
 
