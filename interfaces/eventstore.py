@@ -233,7 +233,15 @@ class TenantPostgresApplicationRecorder(PostgresApplicationRecorder):
                 ),
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
             )
-        curs.execute(self.insert_events_statement, (pg_stored_events, organization_ids))
+        # not prepared after a key insert: when that insert fails (a subject given a key by a
+        # concurrent commit), the pipeline skips this statement's PREPARE while psycopg records
+        # it as prepared, and the pooled connection then fails every later use of it with
+        # "prepared statement … does not exist" (two concurrent captures of one lead id did it)
+        curs.execute(
+            self.insert_events_statement,
+            (pg_stored_events, organization_ids),
+            prepare=False if keys else None,
+        )
 
     @_retry_on_disconnect
     def select_organization_notifications(

@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     run_projections: bool = True
     read_wait_seconds: float = 3.0
     threads: int = 16
+    #: a lead import's largest file (bytes) and most rows: beyond them 413
+    import_max_bytes: int = 100 * 1024 * 1024
+    import_max_rows: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
     rate_limit_auth: RateLimit | None = RateLimit(60, 60.0)
     rate_limit_org: RateLimit | None = RateLimit(1200, 60.0)
@@ -256,6 +259,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         run_projections=_flag(env, "CRM_RUN_PROJECTIONS", True),
         read_wait_seconds=_number(env, "CRM_READ_WAIT_SECONDS", float, 3.0, 0.0),
         threads=max(2, _number(env, "CRM_THREADS", int, 16, 1)),
+        import_max_bytes=_number(env, "CRM_IMPORT_MAX_BYTES", int, 100 * 1024 * 1024, 1),
+        import_max_rows=_number(env, "CRM_IMPORT_MAX_ROWS", int, 1_000_000, 1),
         cors_origins=_origins(env),
         rate_limit_auth=_rate_limit(env, "CRM_RATE_LIMIT_AUTH", RateLimit(60, 60.0)),
         rate_limit_org=_rate_limit(env, "CRM_RATE_LIMIT_ORG", RateLimit(1200, 60.0)),

@@ -86,7 +86,11 @@ def _written(app: CrmApplication, lead: Lead) -> Written:
     return Written(id=lead.id, version=lead.version, position=app.commit(lead))
 
 
-def capture_lead(app: CrmApplication, cmd: CaptureLead, ctx: Ctx) -> Written:
+def capture_lead(
+    app: CrmApplication, cmd: CaptureLead, ctx: Ctx, *, lead_id: UUID | None = None
+) -> Written:
+    """Capture a lead; `lead_id` (an import's deterministic id) makes a second capture of the
+    same row a version conflict instead of a duplicate."""
     assignee = capture_assignee(ctx, cmd.assigned_to)
     pipeline = _pipeline(app, ctx)
     if cmd.stage_id is None:
@@ -106,6 +110,7 @@ def capture_lead(app: CrmApplication, cmd: CaptureLead, ctx: Ctx) -> Written:
         details=details,
         assignee_id=assignee,
         actor=ctx.actor,
+        id=lead_id,
     )
     return _written(app, lead)
 

@@ -32,6 +32,7 @@ from interfaces.http.identity.organizations import (
 from interfaces.http.identity.users import UserController
 from interfaces.http.leads.leads import LeadController
 from interfaces.http.leads.pipeline import PipelineController
+from interfaces.http.leads.spreadsheets import LeadSpreadsheetController, document_spreadsheets
 from interfaces.http.metrics import Metrics, RequestMetrics
 from interfaces.http.openapi import document_problems
 from interfaces.http.operations import OPERATIONS_HANDLERS, document_operations
@@ -87,6 +88,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             AuthController,
             UserController,
             LeadController,
+            LeadSpreadsheetController,
             InboxController,
             PipelineController,
             AuditController,
@@ -125,6 +127,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
     )
     document_problems(app)
     document_operations(app)
+    document_spreadsheets(app)
     # outermost, so routing's own 404/405 and CORS preflights are logged with a request id too,
     # and counted (by route template) in the metrics; inside them Sentry's scope per request
     handler = sentry_asgi(app.asgi_handler)

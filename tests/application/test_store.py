@@ -188,3 +188,46 @@ def test_a_read_only_view_follows_later_commits_and_is_scoped_to_its_organizatio
         app.view(Organization, org.id, other.id)
     with pytest.raises(NotFoundError):
         app.view(Pipeline, org.id, org.id)
+
+
+def test_concurrent_captures_of_one_lead_id_let_one_win_and_the_store_keeps_working(
+    services: Services,
+) -> None:
+    # a caller-chosen id (an import's row key): each capture seals with a fresh subject key, so
+    # the losers fail on the key table first (PostgreSQL once left its pooled connection broken)
+    app = services.app
+    _, pipeline = new_org(app)
+    lead_id = uuid4()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def worker(i: int) -> None:
+        lead = Lead.capture(
+            organization_id=pipeline.organization_id,
+            pipeline_id=pipeline.id,
+            stage=pipeline.stages[0].ref,
+            details={"full_name": f"Ann {i}", "email": "ann@example.com"},
+            assignee_id=None,
+            actor=ACTOR,
+            id=lead_id,
+        )
+        barrier.wait()
+        try:
+            app.commit(lead)
+            outcomes.append("ok")
+        except VersionConflictError:
+            outcomes.append("conflict")
+
+    for i in range(20):  # psycopg prepares a statement from its fifth use on a connection
+        new_lead(app, pipeline, f"Before {i}")
+    for _ in range(10):
+        lead_id = uuid4()
+        outcomes.clear()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
+    for i in range(50):
+        new_lead(app, pipeline, f"After {i}")
