@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from application.work.sla import record_due_breaches
+from application.work.sla import ResponseSlaTimer
 from interfaces.observability import report_exception
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Job:
 def jobs_for(services: Services) -> list[Job]:
     """Every timer job of the system, bound to this process's services."""
     jobs: list[Job] = [
-        Job("response_sla", lambda now: record_due_breaches(services.app, services.engine, now)),
+        Job("response_sla", ResponseSlaTimer(services.app, services.engine).run),
     ]
     return jobs
 

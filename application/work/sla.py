@@ -55,25 +55,48 @@ def due_clocks(
         return list(conn.execute(query))
 
 
+class ResponseSlaTimer:
+    """The timers' job: each round records the breaches of clocks due by its `now`.
+
+    A clock this process already settled (recorded, or refused as answered or recorded
+    elsewhere) stays due in the read model until the projector catches up with the fact; it is
+    remembered here meanwhile and skipped, so a lagging projector does not make every round
+    re-read the same first `batch` clocks while later ones wait. What is remembered is only
+    what the read model still shows, so the memory shrinks as the projector catches up.
+    """
+
+    def __init__(self, app: CrmApplication, engine: Engine, batch: int = BATCH) -> None:
+        self.app, self.engine, self.batch = app, engine, batch
+        self.settled: set[tuple[UUID, UUID]] = set()
+
+    def run(self, now: datetime) -> int:
+        """Record up to `batch` due breaches; answers how many were recorded here (a no-op or a
+        lost race counts none)."""
+        rows = due_clocks(self.engine, now, self.batch + len(self.settled))
+        self.settled &= {(r.conversation_id, r.message_id) for r in rows}
+        todo = [r for r in rows if (r.conversation_id, r.message_id) not in self.settled]
+        recorded = 0
+        for row in todo[: self.batch]:
+            if record_breach(
+                self.app,
+                organization_id=row.organization_id,
+                conversation_id=row.conversation_id,
+                message_id=row.message_id,
+                waiting_since=row.waiting_since,
+                deadline=row.deadline,
+                sla_minutes=row.sla_minutes,
+                assignee_id=row.assignee_id,
+            ):
+                recorded += 1
+            self.settled.add((row.conversation_id, row.message_id))
+        return recorded
+
+
 def record_due_breaches(
     app: CrmApplication, engine: Engine, now: datetime, limit: int = BATCH
 ) -> int:
-    """Record the breach of every clock due by `now` (at most `limit`); answers how many were
-    recorded here (a no-op or a lost race counts none)."""
-    recorded = 0
-    for row in due_clocks(engine, now, limit):
-        if record_breach(
-            app,
-            organization_id=row.organization_id,
-            conversation_id=row.conversation_id,
-            message_id=row.message_id,
-            waiting_since=row.waiting_since,
-            deadline=row.deadline,
-            sla_minutes=row.sla_minutes,
-            assignee_id=row.assignee_id,
-        ):
-            recorded += 1
-    return recorded
+    """One round of a fresh timer: the breaches due by `now` (at most `limit`)."""
+    return ResponseSlaTimer(app, engine, limit).run(now)
 
 
 def record_breach(

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import pytest
 import sqlalchemy as sa
 
-from application.work.sla import record_due_breaches
+from application.work.sla import ResponseSlaTimer, record_due_breaches
 from interfaces.services import Services
 from projections.runner import positions
 from projections.sla import SLA_TABLES, SlaProjector, rm_sla_clocks, rm_sla_daily, rm_sla_outcomes
@@ -249,3 +249,21 @@ def test_a_rebuild_in_any_batch_size_computes_the_same_clocks_and_figures(
     assert first["rm_sla_outcomes"], "the history closes some waits"
     assert rebuilt(fresh, batch=1) == first
     assert rebuilt(fresh, batch=7) == first
+
+
+def test_a_timer_skips_what_it_settled_while_the_projector_lags_so_later_clocks_are_not_starved(
+    fresh: Services,  # noqa: F811
+    world: SlaWorld,
+) -> None:
+    world.set_sla(30, business_hours=False)
+    chats = [world.chat(world.lead(assignee=ANA)) for _ in range(5)]
+    for i, chat in enumerate(chats):
+        world.inbound(chat, datetime(2026, 3, 2, 12, i, tzinfo=UTC))
+    project(fresh)
+    timer = ResponseSlaTimer(fresh.app, fresh.engine, batch=2)
+    later = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    assert [timer.run(later) for _ in range(4)] == [2, 2, 1, 0]  # nothing projected meanwhile
+    project(fresh)
+    assert timer.run(later) == 0
+    assert timer.settled == set()  # the read model shows them breached: nothing to remember
+    assert {clock_of(fresh, c.id)["status"] for c in chats} == {"breached"}
