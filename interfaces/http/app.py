@@ -39,6 +39,7 @@ from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
+from interfaces.http.work.settings import WorkSettingsController
 from interfaces.logs import configure_logging
 from interfaces.observability import init_sentry, sentry_asgi, shutdown_sentry
 from interfaces.services import Services, build_services
@@ -100,6 +101,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             *OPERATIONS_HANDLERS,
             LiveController,
             live_socket,
+            WorkSettingsController,
         ],
         state=State({"services": svc, "metrics": metrics}),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -96,6 +96,13 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("POST", "/analytics/custom-report", {"measures": ["leads_created"]}),
         P.ANALYTICS_READ,
     ),
+    (Route("GET", "/crm/settings/business-hours"), P.ORGANIZATION_READ),
+    (
+        Route("PUT", "/crm/settings/business-hours", {"weekly": {"monday": [["09:00", "17:00"]]}}),
+        P.WORK_CONFIGURE,
+    ),
+    (Route("GET", "/crm/settings/sla"), P.ORGANIZATION_READ),
+    (Route("PUT", "/crm/settings/sla", {"enabled": True, "minutes": 30}), P.WORK_CONFIGURE),
 ]
 
 
