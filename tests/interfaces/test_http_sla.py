@@ -1,4 +1,4 @@
-"""The response SLA over HTTP: a manager sets it, a contact writes through a signed webhook, the
+"""The response SLA over HTTP: a manager sets it (PUT /crm/settings/sla), a contact writes through a signed webhook, the
 timers record the late first response once, and /analytics/team and the custom report show it
 — to the organization only, and to a sales rep only for themselves."""
 
@@ -12,10 +12,7 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from application.context import Ctx
-from application.work.settings import SlaBody, set_sla
 from domain.conversation import Conversation
-from domain.values import Actor, Role
 from interfaces.services import Services
 from interfaces.timers import TimerWorker, jobs_for
 from projections.sla import rm_sla_clocks
@@ -47,15 +44,10 @@ def run_timers(services: Services, at: datetime) -> int:
     return TimerWorker(jobs_for(services), clock=lambda: at).run_once()
 
 
-def manager_sets_sla(services: Services, tenant: Tenant, minutes: int) -> None:
-    ctx = Ctx(
-        organization_id=UUID(tenant.organization_id),
-        user_id=UUID(tenant.user_id),
-        role=Role.ADMIN,
-        actor=Actor(kind="user", id=tenant.user_id),
-    )
-    body = SlaBody(enabled=True, minutes=minutes, business_hours=False)
-    tenant.position = set_sla(services.app, body, ctx).position
+def manager_sets_sla(tenant: Tenant, minutes: int) -> None:
+    body = {"enabled": True, "minutes": minutes, "business_hours": False}
+    response = tenant.put("/crm/settings/sla", json=body)
+    assert response.status_code == 200, response.text
 
 
 def members(tenant: Tenant) -> dict[str, dict[str, Any]]:
@@ -70,7 +62,7 @@ def test_a_late_first_response_is_recorded_once_by_the_timers_and_shown_in_team_
     acme = register(client)
     cloud_setup(acme)
     ana = add_member(services, acme, "sales", name="Ana")
-    manager_sets_sla(services, acme, 15)
+    manager_sets_sla(acme, 15)
     late = acme.capture(full_name="Late", phone=E164, assigned_to=ana.user_id)
     answered = acme.capture(full_name="Answered", phone="+" + OTHER)
     acme.get("/crm/leads")  # the leads model knows the phones before the webhook asks
