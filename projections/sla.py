@@ -12,6 +12,7 @@ A wait is closed by the next outbound message (counted `in_time` at or before th
 `late` after it) or by the recorded `ResponseSlaBreached` (`breached`; a reply after it counts
 nothing more). A wait that began while the SLA was off, or whose contact was erased, is
 `untimed`: it is tracked (a second inbound message must not start a new wait) but never due.
+Closing a conversation does not stop its clock: the contact is still unanswered.
 
 Figures, per organization, local day (the organization's time zone) and member: first
 responses in time, and breaches — recorded breaches plus replies sent after the deadline before
@@ -259,13 +260,14 @@ class _Batch:
     # ------------------------------------------------------------------ events
 
     def _org(self, org: UUID) -> dict[str, Any]:
-        if org not in self.orgs:  # defensive: settings of an organization never registered here
+        if org not in self.orgs:  # defensive: an organization whose registration this never saw
             self.orgs[org] = _org_row(org)
-        self.dirty["orgs"].add((org, org))
+            self.dirty["orgs"].add((org, org))
         return self.orgs[org]
 
     def _settings(self, e: Any) -> None:
         row = self._org(e.organization_id)
+        self.dirty["orgs"].add((e.organization_id, e.organization_id))
         if isinstance(e, Organization.TimezoneChanged):
             row["timezone"] = e.timezone
             self.rezoned.add(e.organization_id)

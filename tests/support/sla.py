@@ -112,3 +112,33 @@ class SlaWorld:
         fresh = self.app.load(Conversation, chat.id, self.org.id)
         self.chats[chat.id] = fresh
         return fresh
+
+
+def write_sla_history(app: CrmApplication) -> None:
+    """One organization with a 30-minute SLA: a reply in time, a breach recorded, a reply late,
+    a wait still open — every SLA table gets rows."""
+    from datetime import UTC, timedelta
+
+    from tests.support.clock import event_clock
+
+    start = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+    with event_clock(start) as clock:
+        world = SlaWorld(app, clock, timezone="America/Sao_Paulo")
+        world.set_sla(30, business_hours=False)
+        member = uuid4()
+        chats = [world.chat(world.lead(assignee=member)) for _ in range(4)]
+        world.inbound(chats[0])
+        world.outbound(chats[0], by=member, at=start + timedelta(minutes=10))
+        waiting = world.inbound(chats[1])
+        chats[1].record_response_breach(
+            message_id=waiting,
+            waiting_since=start + timedelta(minutes=10),
+            deadline=start + timedelta(minutes=40),
+            sla_minutes=30,
+            assignee_id=member,
+            actor=Actor(kind="system", id="timers"),
+        )
+        app.commit(chats[1])
+        world.inbound(chats[2])
+        world.outbound(chats[2], by=member, at=start + timedelta(hours=2))
+        world.inbound(chats[3])
