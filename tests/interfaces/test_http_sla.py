@@ -118,6 +118,11 @@ def test_a_late_first_response_is_recorded_once_by_the_timers_and_shown_in_team_
         json={"measures": ["sla_breaches", "messages_out"], "dimensions": ["assignee"]},
     ).json()["rows"]
     assert {"assignee": ana.user_id, "sla_breaches": 1, "messages_out": 0} in by_member
+    own = ana.post(
+        "/analytics/custom-report",
+        json={"measures": ["sla_breaches", "sla_compliance_rate"], "dimensions": ["assignee"]},
+    ).json()["rows"]
+    assert own == [{"assignee": ana.user_id, "sla_breaches": 1, "sla_compliance_rate": 0.0}]
     csv = acme.get("/analytics/team", params={"format": "csv"})
     assert csv.status_code == 200
     assert "sla_breaches" in csv.text.splitlines()[0]
