@@ -11,6 +11,7 @@ from projections.directory import DirectoryProjector
 from projections.leads import LeadsProjector
 from projections.outbox import OutboxProjector
 from projections.sla import SlaProjector
+from projections.templates import TemplatesProjector
 from projections.timeline import TimelineProjector
 
 
@@ -26,4 +27,5 @@ def all_projectors() -> list[Projector]:
         OutboxProjector(),
         AnalyticsProjector(),
         SlaProjector(),
+        TemplatesProjector(),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -73,14 +74,14 @@ class Received(msgspec.Struct, frozen=True):
     new_lead: bool = False
 
 
-def retrying(attempt: Callable[[], T]) -> T:
+def retrying(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run a load–change–save that may lose a race with a concurrent webhook for the same
-    contact or call: reload and try again (with a little jitter), up to ATTEMPTS times."""
-    for tried in range(1, ATTEMPTS + 1):
+    contact or call: reload and try again (with a little jitter), up to `attempts` times."""
+    for tried in range(1, attempts + 1):
         try:
             return attempt()
         except VersionConflictError:
-            if tried == ATTEMPTS:
+            if tried == attempts:
                 raise
             time.sleep(random.uniform(0, 0.002 * tried))  # let the winner finish
     raise AssertionError("unreachable")  # pragma: no cover
@@ -318,10 +319,26 @@ def reachable_lead(
     return lead, config, phone
 
 
-def send_message(
-    app: CrmApplication, lead_id: UUID, cmd: SendMessage, ctx: Ctx, *, now: datetime
-) -> MessageQueued:
-    """Record an outbound message for the outbox; free text only inside the window."""
+@dataclass(frozen=True)
+class Outgoing:
+    """A lead's conversation about to take an outbound message, with the provider carrying it."""
+
+    lead: Lead
+    config: ProviderConfig
+    conversation: Conversation
+
+    @property
+    def window_rule(self) -> bool:
+        """Whether the Business Platform's 24-hour rule applies (a Web bridge sends as a phone
+        does, and has no templates)."""
+        return self.config.provider_type == "business_api"
+
+    def free_text_allowed(self, now: datetime) -> bool:
+        return not self.window_rule or self.conversation.window_open(now)
+
+
+def outgoing(app: CrmApplication, lead_id: UUID, ctx: Ctx) -> Outgoing:
+    """The lead's WhatsApp conversation (started if new, not saved) and the active provider."""
     lead, config, phone = reachable_lead(app, lead_id, ctx, WHATSAPP, "message")
     cid = conversation_id(ctx.organization_id, CHANNEL, phone)
     conversation = _existing(app, cid, ctx.organization_id) or Conversation.start(
@@ -332,29 +349,45 @@ def send_message(
         contact=phone,
         actor=ctx.actor,
     )
-    if cmd.template_name is not None and config.provider_type != "business_api":
+    return Outgoing(lead=lead, config=config, conversation=conversation)
+
+
+def record_send(out: Outgoing, cmd: SendMessage, ctx: Ctx, *, now: datetime) -> UUID:
+    """Record the message on the conversation (not saved: the caller commits it)."""
+    if cmd.template_name is not None and not out.window_rule:
         raise InvalidValueError("template_name", "templates are sent through the Business API")
     variables: dict[str, Any] | None = dict(cmd.template_variables or {}) or None
-    message_id = conversation.send(
-        provider_type=config.provider_type,
+    return out.conversation.send(
+        provider_type=out.config.provider_type,
         now=now,
         text=cmd.text,
         template_name=cmd.template_name,
         template_language=cmd.template_language,
         template_variables=variables,
-        window=config.provider_type == "business_api",  # the Business Platform's rule only
+        window=out.window_rule,
         actor=ctx.actor,
     )
-    position = app.commit(conversation)
+
+
+def queued(out: Outgoing, message_id: UUID, position: int) -> MessageQueued:
     return MessageQueued(
         message_id=message_id,
-        conversation_id=cid,
-        lead_id=conversation.lead_id,
+        conversation_id=out.conversation.id,
+        lead_id=out.conversation.lead_id,
         status="queued",
-        provider_type=config.provider_type,
-        version=conversation.version,
+        provider_type=out.config.provider_type,
+        version=out.conversation.version,
         position=position,
     )
+
+
+def send_message(
+    app: CrmApplication, lead_id: UUID, cmd: SendMessage, ctx: Ctx, *, now: datetime
+) -> MessageQueued:
+    """Record an outbound message for the outbox; free text only inside the window."""
+    out = outgoing(app, lead_id, ctx)
+    message_id = record_send(out, cmd, ctx, now=now)
+    return queued(out, message_id, app.commit(out.conversation))
 
 
 def mark_sent(

@@ -40,6 +40,7 @@ from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
 from interfaces.http.work.settings import WorkSettingsController
+from interfaces.http.work.templates import TemplateController
 from interfaces.logs import configure_logging
 from interfaces.observability import init_sentry, sentry_asgi, shutdown_sentry
 from interfaces.services import Services, build_services
@@ -97,6 +98,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             LeadCommunicationController,
             ConversationCommandController,
             WebhookController,
+            TemplateController,
             health,
             *OPERATIONS_HANDLERS,
             LiveController,

@@ -103,6 +103,17 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
     ),
     (Route("GET", "/crm/settings/sla"), P.ORGANIZATION_READ),
     (Route("PUT", "/crm/settings/sla", {"enabled": True, "minutes": 30}), P.WORK_CONFIGURE),
+    (Route("GET", "/crm/templates"), P.TEMPLATES_READ),
+    (Route("POST", "/crm/templates", {"name": "T", "body": "Hi"}), P.TEMPLATES_WRITE),
+    (Route("PUT", f"/crm/templates/{NOBODY}", {"name": "T"}), P.TEMPLATES_WRITE),
+    (Route("DELETE", f"/crm/templates/{NOBODY}"), P.TEMPLATES_WRITE),
+    (Route("GET", f"/crm/templates/{NOBODY}/stats"), P.TEMPLATES_READ),
+    (Route("GET", "/crm/templates/suggestions?lead_id={lead}"), P.TEMPLATES_READ),
+    # a use may send to the lead: the lead's owner's act
+    (
+        Route("POST", f"/crm/templates/{NOBODY}/use", lambda lead, _: {"lead_id": lead}),
+        P.LEADS_WRITE,
+    ),
 ]
 
 
@@ -112,7 +123,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names = {"{lead_id:uuid}": "{lead}", "{stage_id:uuid}": "{stage}"}
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
-    names |= {"{aggregate_id:uuid}": "{lead}"}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{template_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

@@ -25,6 +25,7 @@ from projections.verify import TableVerdict, normal, verify
 from tests.projections import test_runner
 from tests.projections.test_conversations_projection import write_conversations
 from tests.projections.test_runner import ACTOR, runner_for, write_history
+from tests.projections.test_template_stats import write_templates
 from tests.support.sla import write_sla_history
 
 fresh = test_runner.fresh  # services on a database of their own, on each backend
@@ -40,6 +41,7 @@ def projected(services: Services) -> int:
     with response SLA clocks."""
     write_history(services)
     write_conversations(services)
+    write_templates(services)
     write_sla_history(services.app)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
