@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from application.work.reminders import TaskReminders
+from application.work.sla import ResponseSlaTimer
 from interfaces.observability import report_exception
 
 if TYPE_CHECKING:
@@ -36,10 +37,11 @@ class Job:
 
 def jobs_for(services: Services) -> list[Job]:
     """Every timer job of the system, bound to this process's services."""
-    jobs: list[Job] = []
     reminders = TaskReminders(services.app, services.engine.connect)
-    jobs.append(Job("task_reminders", reminders.run))
-    return jobs
+    return [
+        Job("task_reminders", reminders.run),
+        Job("response_sla", ResponseSlaTimer(services.app, services.engine).run),
+    ]
 
 
 def utcnow() -> datetime:

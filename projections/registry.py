@@ -10,6 +10,7 @@ from projections.conversations import ConversationsProjector
 from projections.directory import DirectoryProjector
 from projections.leads import LeadsProjector
 from projections.outbox import OutboxProjector
+from projections.sla import SlaProjector
 from projections.tasks import TasksProjector
 from projections.templates import TemplatesProjector
 from projections.timeline import TimelineProjector
@@ -26,6 +27,7 @@ def all_projectors() -> list[Projector]:
         DirectoryProjector(),
         OutboxProjector(),
         AnalyticsProjector(),
+        SlaProjector(),
         TemplatesProjector(),
         TasksProjector(),
     ]

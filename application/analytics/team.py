@@ -3,6 +3,8 @@
 Members are the users behind each fact: the assignee for won/lost leads, the one assigned for
 `leads_assigned`, the acting user for moves, notes and messages sent, the caller for calls placed.
 Medians and p90 are exact: counted per bin of response time, then read from one bin's facts.
+Response SLA figures (first responses in time, breaches, compliance) come from the SLA read model
+(`projections.sla`): the member is the lead's assignee when the wait ended.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from projections.analytics_tables import (
     rm_analytics_responses,
     rm_analytics_threads,
 )
+from projections.sla import rm_sla_daily
 
 TEAM_KINDS: tuple[str, ...] = ("assigned", "moved", "note", "won", "lost", "message_out")
 TEAM_KINDS += ("call", "call_answered", "call_ended")
@@ -126,6 +129,12 @@ class MemberFigures(msgspec.Struct, frozen=True):
     calls_answered: int
     talk_seconds: int
     median_first_response_seconds: float | None
+    #: first responses sent by the SLA deadline, to contacts of leads assigned to the member
+    sla_first_responses_in_time: int = 0
+    #: waits that passed their deadline (recorded breaches and replies sent after it)
+    sla_breaches: int = 0
+    #: in time ÷ (in time + breaches); null without either
+    sla_compliance_rate: float | None = None
 
 
 class TeamReport(msgspec.Struct, frozen=True):
@@ -152,10 +161,14 @@ def team_report(
         acc[2] += int(seconds)
     times = ResponseTimes(conn, org, period)
     responders = [m for m in times.members() if only_member is None or m == only_member]
+    sla = {m: n for m, n in sla_sums(conn, org, period).items() if m != NIL}
+    if only_member is not None:
+        sla = {m: n for m, n in sla.items() if m == only_member}
     members = []
-    for member in sorted(set(sums) | set(responders), key=str):
+    for member in sorted(set(sums) | set(responders) | set(sla), key=str):
         s = sums[member]
         won, lost = s["won"][0], s["lost"][0]
+        in_time, breaches = sla.get(member, (0, 0))
         members.append(
             MemberFigures(
                 member_id=member,
@@ -171,9 +184,23 @@ def team_report(
                 calls_answered=s["call_answered"][0],
                 talk_seconds=s["call_ended"][2],
                 median_first_response_seconds=times.median(member),
+                sla_first_responses_in_time=in_time,
+                sla_breaches=breaches,
+                sla_compliance_rate=ratio(in_time, in_time + breaches),
             )
         )
     return TeamReport(start=period.start, end=period.end, members=members)
+
+
+def sla_sums(conn: Connection, org: UUID, period: Period) -> dict[UUID, tuple[int, int]]:
+    """Per member (the nil id: leads without an assignee): (in time, breaches) in the period."""
+    d = rm_sla_daily.c
+    query = (
+        sa.select(d.member_id, sa.func.sum(d.in_time), sa.func.sum(d.breached))
+        .where(d.organization_id == org, d.day >= period.start, d.day <= period.end)
+        .group_by(d.member_id)
+    )
+    return {m: (int(i or 0), int(b or 0)) for m, i, b in conn.execute(query)}
 
 
 # ---------------------------------------------------------------- communication

@@ -3,7 +3,7 @@
 Row-level security and the read role's grant as 0004/0010 give the other read models.
 
 Revision ID: 0018_work_templates
-Revises: 0015_work_tasks
+Revises: 0017_work_sla
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0018_work_templates"
-down_revision = "0015_work_tasks"
+down_revision = "0017_work_sla"
 branch_labels = None
 depends_on = None
 

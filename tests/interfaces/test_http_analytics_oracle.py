@@ -402,6 +402,10 @@ def expected_team(r: Replay, start: date, end: date) -> dict[str, Any]:
                 "calls_answered": v["calls_answered"],
                 "talk_seconds": v["talk_seconds"],
                 "median_first_response_seconds": middle(responses[m]),
+                # no SLA is set in these histories (see tests/projections/test_sla_figures.py)
+                "sla_first_responses_in_time": 0,
+                "sla_breaches": 0,
+                "sla_compliance_rate": None,
             }
         )
     return {"from": str(start), "to": str(end), "members": members}
