@@ -36,7 +36,19 @@ class Job:
 def jobs_for(services: Services) -> list[Job]:
     """Every timer job of the system, bound to this process's services."""
     jobs: list[Job] = []
+    jobs.append(notification_emails_job(services))
     return jobs
+
+
+def notification_emails_job(services: Services) -> Job:
+    """Mail the notifications their members want by email (a queue with retry times: the
+    clock decides when a row is due again, so it runs with the timers)."""
+    from application.work.notification_emails import NotificationEmailDispatcher
+
+    dispatcher = NotificationEmailDispatcher(
+        services.engine, services.users, services.mailer, services.email.public_url
+    )
+    return Job("notification_emails", dispatcher.run)
 
 
 def utcnow() -> datetime:

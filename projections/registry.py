@@ -9,6 +9,7 @@ from projections.calls import CallsProjector
 from projections.conversations import ConversationsProjector
 from projections.directory import DirectoryProjector
 from projections.leads import LeadsProjector
+from projections.notifications import NotificationsProjector
 from projections.outbox import OutboxProjector
 from projections.timeline import TimelineProjector
 
@@ -24,4 +25,6 @@ def all_projectors() -> list[Projector]:
         DirectoryProjector(),
         OutboxProjector(),
         AnalyticsProjector(),
+        # reads the conversations model (a handed-off conversation's lead): after it
+        NotificationsProjector(),
     ]

@@ -39,6 +39,7 @@ from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
+from interfaces.http.work.notifications import NotificationController
 from interfaces.logs import configure_logging
 from interfaces.observability import init_sentry, sentry_asgi, shutdown_sentry
 from interfaces.services import Services, build_services
@@ -96,6 +97,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             LeadCommunicationController,
             ConversationCommandController,
             WebhookController,
+            NotificationController,
             health,
             *OPERATIONS_HANDLERS,
             LiveController,
