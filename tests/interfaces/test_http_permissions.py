@@ -96,6 +96,16 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("POST", "/analytics/custom-report", {"measures": ["leads_created"]}),
         P.ANALYTICS_READ,
     ),
+    # a person's own notifications: every role (an API key has none: test_http_notifications)
+    (Route("GET", "/notifications"), P.ORGANIZATION_READ),
+    (Route("GET", "/notifications/count"), P.ORGANIZATION_READ),
+    (Route("POST", f"/notifications/{NOBODY}/read"), P.ORGANIZATION_READ),
+    (Route("POST", "/notifications/read-all"), P.ORGANIZATION_READ),
+    (Route("GET", "/notifications/preferences"), P.ORGANIZATION_READ),
+    (
+        Route("PUT", "/notifications/preferences", {"task_due": {"in_app": True, "email": True}}),
+        P.ORGANIZATION_READ,
+    ),
 ]
 
 
@@ -105,7 +115,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names = {"{lead_id:uuid}": "{lead}", "{stage_id:uuid}": "{stage}"}
     names |= {"{user_id:uuid}": NOBODY, "{key_id:uuid}": NOBODY}
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
-    names |= {"{aggregate_id:uuid}": "{lead}"}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{notification_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):
