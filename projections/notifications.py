@@ -39,7 +39,7 @@ from domain.notification_inbox import (
 from domain.privacy import PERSONAL_DATA
 from projections.base import Envelope, Projector, UtcDateTime, metadata
 from projections.conversations import rm_conversations
-from projections.notification_emails import email_row, enqueue
+from projections.notification_emails import email_row, enqueue, notification_emails
 
 rm_notifications = sa.Table(
     "rm_notifications",
@@ -134,6 +134,7 @@ class _Draft:
 class NotificationsProjector(Projector):
     name = "notifications"
     tables = (rm_notifications, rm_notification_members, rm_notification_preferences)
+    side_tables = (notification_emails,)  # a rebuild must not mail anyone again
     handles = MEMBER_EVENTS | INBOX_EVENTS | SOURCES
 
     def __init__(self) -> None:

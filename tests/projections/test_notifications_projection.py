@@ -90,6 +90,22 @@ class Team:
         return lead
 
 
+def write_notifications(services: Services) -> Team:
+    """An organization whose members have notifications, read marks and preferences."""
+    team = Team(services)
+    inbox = NotificationInbox.open(
+        organization_id=team.id, user_id=team.sales, actor=person(team.sales)
+    )
+    inbox.change_preferences(
+        {"mentioned": {"in_app": True, "email": True}}, actor=person(team.sales)
+    )
+    services.app.commit(inbox)
+    lead = team.lead(team.sales, by=team.admin)
+    lead.add_note("see", actor=person(team.admin), mentions=[team.sales, team.sales2])
+    services.app.commit(lead)
+    return team
+
+
 def rows(services: Services, org: UUID) -> list[dict[str, Any]]:
     n = rm_notifications.c
     with services.engine.connect() as conn:

@@ -24,6 +24,7 @@ from projections.runner import ProjectionRunner, read_positions
 from projections.verify import TableVerdict, normal, verify
 from tests.projections import test_runner
 from tests.projections.test_conversations_projection import write_conversations
+from tests.projections.test_notifications_projection import write_notifications
 from tests.projections.test_runner import ACTOR, runner_for, write_history
 
 fresh = test_runner.fresh  # services on a database of their own, on each backend
@@ -38,6 +39,7 @@ def projected(services: Services) -> int:
     """Three organizations' leads and pipelines, three more with conversations and calls."""
     write_history(services)
     write_conversations(services)
+    write_notifications(services)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 
@@ -67,11 +69,12 @@ def test_read_models_projected_from_the_log_verify_ok(fresh: Services) -> None:
     assert {v.projection for v in verdicts} == {p.name for p in runner_for(fresh).projectors}
     by_table = {v.table: v for v in verdicts}
     assert all(v.rows > 0 for v in verdicts)  # every table has rows to compare
-    assert by_table["rm_leads"].organizations == 6 and by_table["rm_leads"].rows == 27
+    # 6 organizations of leads and conversations, one of notifications
+    assert by_table["rm_leads"].organizations == 7 and by_table["rm_leads"].rows == 28
     assert by_table["rm_audit_events"].rows == head
     assert {v.position for v in verdicts} == {head}
     assert by_table["outbox"].not_compared  # delivery state, written by the outbox worker
-    assert by_table["rm_leads"].lines()[0].split()[2:4] == ["OK", "6"]
+    assert by_table["rm_leads"].lines()[0].split()[2:4] == ["OK", "7"]
 
 
 def test_a_lead_name_changed_in_sql_is_named_with_its_organization(fresh: Services) -> None:
