@@ -1,11 +1,14 @@
 """Live notifications: after the notifications projector commits a batch, each new in-app
-notification is published on its member's own channel (`interfaces.live.user_channel`) —
-never on the organization's, which every member's stream hears.
+notification (and each read mark) is published on its member's own channel
+(`interfaces.live.user_channel`) — never on the organization's, which every member's stream
+hears.
 
 The notifications projection's own per-organization change message is not sent either: it
 would tell every member that someone read something. A message has the shape of every change
 message (so one client loop reads them all) plus the notification, as `GET /notifications`
 lists it except `lead_name`, which is personal data read at query time, not carried in queues.
+The member's read marks go the same way (`notification.read`), so every open tab keeps the same
+unread count.
 """
 
 from __future__ import annotations
@@ -27,6 +30,24 @@ log = logging.getLogger("crm.live")
 #: a notification older than this is not pushed (a rebuild or a long catch-up re-makes old
 #: ones: those are in the list, not news)
 FRESH = timedelta(minutes=10)
+
+
+def read_message(mark: Mapping[str, Any]) -> str:
+    """One notification read (`notification_id`), or all up to `up_to` (a read-all)."""
+    found = mark["notification_id"]
+    return json.dumps(
+        {
+            "type": "notification.read",
+            "organization_id": str(mark["organization_id"]),
+            "user_id": str(mark["user_id"]),
+            "projection": NotificationsProjector.name,
+            "position": mark["position"],
+            "changes": [],
+            "truncated": False,
+            "notification_id": None if found is None else str(found),
+            "up_to": mark["up_to"],
+        }
+    )
 
 
 def notification_message(row: Mapping[str, Any]) -> str:
@@ -83,7 +104,8 @@ class NotificationAnnouncer:
                 continue
             try:
                 target = user_channel(row["organization_id"], row["user_id"])
-                self.live.send_to(target, notification_message(row))
+                text = read_message(row) if row.get("read") else notification_message(row)
+                self.live.send_to(target, text)
             except Exception:  # live updates never break the projector
                 log.exception("could not push notification %s", row["notification_id"])
 

@@ -145,7 +145,7 @@ class NotificationsProjector(Projector):
         self._made = []
 
     def committed(self, last: int) -> None:
-        self._ready.extend(r for r in self._made if r["in_app"])
+        self._ready.extend(r for r in self._made if r.get("in_app", True))
         # without a live publisher taking them (a rebuild, a test runner) they must not pile up
         del self._ready[:-MAX_ANNOUNCEMENTS]
         self._made = []
@@ -154,7 +154,8 @@ class NotificationsProjector(Projector):
         self._made = []
 
     def take_announcements(self) -> list[dict[str, Any]]:
-        """The in-app notifications of the batches committed since the last call."""
+        """The in-app notifications and read marks (`"read": True`, `notification_id` None for
+        a read-all) of the batches committed since the last call."""
         ready, self._ready = self._ready, []
         return ready
 
@@ -166,6 +167,8 @@ class NotificationsProjector(Projector):
                 _member(conn, env.event)
             elif name in INBOX_EVENTS:
                 _inbox(conn, env.event)
+                if name != "NotificationInbox.PreferencesChanged":
+                    self._made.append(_read_mark(env))
             else:
                 self._notify(conn, env, emails)
         enqueue(conn, emails)
@@ -320,6 +323,19 @@ def _member(conn: Connection, e: Any) -> None:
         conn.execute(
             rm_notification_members.delete().where(m.organization_id == org, m.user_id == e.user_id)
         )
+
+
+def _read_mark(env: Envelope) -> dict[str, Any]:
+    e = env.event
+    return {
+        "read": True,
+        "organization_id": e.organization_id,
+        "user_id": e.user_id,
+        "position": env.position,
+        "notification_id": getattr(e, "notification_id", None),
+        "up_to": getattr(e, "up_to", None),
+        "created_at": e.timestamp,
+    }
 
 
 def _inbox(conn: Connection, e: Any) -> None:

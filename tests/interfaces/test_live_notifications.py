@@ -1,5 +1,6 @@
 """In-process: a notification is published on its member's own channel once its projector
-committed, never on the organization's channel nor on another member's (the real stream is
+committed, never on the organization's channel nor on another member's; so are their read
+marks (the real stream is
 tested against a server in test_notifications_live.py)."""
 
 from __future__ import annotations
@@ -53,3 +54,9 @@ def test_a_notification_is_published_on_its_members_channel_only(
     assert heard and all(m["organization_id"] == owner.organization_id for m in heard)
     assert all(m["projection"] != "notifications" for m in heard)
     assert services.live.subscribers(channel(org)) == 1
+    rep.position = owner.position
+    note = message["notification"]["id"]
+    assert rep.post(f"/notifications/{note}/read").status_code == 200
+    read = json.loads(inboxes["rep"].get(timeout=10))
+    assert (read["type"], read["notification_id"]) == ("notification.read", note)
+    assert drain(inboxes["peer"], 0.5) == []
