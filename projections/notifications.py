@@ -37,7 +37,7 @@ from domain.notification_inbox import (
     TASK_DUE,
 )
 from domain.privacy import PERSONAL_DATA
-from projections.base import Envelope, Projector, UtcDateTime, metadata
+from projections.base import Envelope, Projector, UtcDateTime, bulk_insert, metadata
 from projections.conversations import rm_conversations
 from projections.notification_emails import email_row, enqueue, notification_emails
 
@@ -160,31 +160,43 @@ class NotificationsProjector(Projector):
         return ready
 
     def process(self, conn: Connection, batch: Sequence[Envelope]) -> None:
+        # members and preferences read once per organization per batch; rows written at the end
+        # of the batch, or before a read mark that may concern them
+        known = _Lookups(conn)
+        rows: list[dict[str, Any]] = []
         emails: list[dict[str, Any]] = []
         for env in batch:
             name = env.type_name
             if name in MEMBER_EVENTS:
                 _member(conn, env.event)
+                known.forget(env.event.organization_id)
             elif name in INBOX_EVENTS:
+                bulk_insert(conn, rm_notifications, rows)
+                rows = []
                 _inbox(conn, env.event)
+                known.forget(env.event.organization_id)
                 if name != "NotificationInbox.PreferencesChanged":
                     self._made.append(_read_mark(env))
             else:
-                self._notify(conn, env, emails)
+                rows += self._notify(conn, known, env, emails)
+        bulk_insert(conn, rm_notifications, rows)
         enqueue(conn, emails)
 
-    def _notify(self, conn: Connection, env: Envelope, emails: list[dict[str, Any]]) -> None:
+    def _notify(
+        self, conn: Connection, known: _Lookups, env: Envelope, emails: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         e = env.event
-        found = _draft(conn, env)
+        found = _draft(conn, known, env)
         if found is None:
-            return
+            return []
         draft, wanted = found
         org = e.organization_id
         if getattr(e.actor, "kind", None) == "user":  # nobody is told of their own doing
             wanted = [u for u in wanted if str(u) != e.actor.id]
-        members = _members(conn, org, wanted)
+        members = known.members(org)
+        made = []
         for user in dict.fromkeys(u for u in wanted if u in members):
-            preference = _preference(conn, org, user, draft.kind)
+            in_app, email = known.preference(org, user, draft.kind)
             row = {
                 "organization_id": org,
                 "user_id": user,
@@ -198,17 +210,52 @@ class NotificationsProjector(Projector):
                 "subject_id": draft.subject_id,
                 "actor_kind": e.actor.kind,
                 "actor_id": e.actor.id[:100],
-                "in_app": preference[0],
+                "in_app": in_app,
                 "created_at": e.timestamp,
                 "read_at": None,
             }
-            conn.execute(rm_notifications.insert().values(**row))
-            self._made.append(row)
-            if preference[1]:
+            made.append(row)
+            if email:
                 emails.append(email_row(org, row["notification_id"], user, e.timestamp))
+        self._made += made
+        return made
 
 
-def _draft(conn: Connection, env: Envelope) -> tuple[_Draft, list[UUID]] | None:
+class _Lookups:
+    """Each organization's members and preferences, read once per batch (and read again after
+    an event of the batch changed them)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._members: dict[UUID, dict[UUID, str]] = {}
+        self._preferences: dict[UUID, dict[tuple[UUID, str], tuple[bool, bool]]] = {}
+
+    def forget(self, org: UUID) -> None:
+        self._members.pop(org, None)
+        self._preferences.pop(org, None)
+
+    def members(self, org: UUID) -> dict[UUID, str]:
+        if org not in self._members:
+            m = rm_notification_members.c
+            query = sa.select(m.user_id, m.role).where(m.organization_id == org)
+            self._members[org] = {row[0]: row[1] for row in self.conn.execute(query)}
+        return self._members[org]
+
+    def supervisors(self, org: UUID) -> list[UUID]:
+        return sorted(u for u, role in self.members(org).items() if role in SUPERVISORS)
+
+    def preference(self, org: UUID, user: UUID, kind: str) -> tuple[bool, bool]:
+        """(in the app, by email): as the member set it, else in the app only."""
+        if org not in self._preferences:
+            p = rm_notification_preferences.c
+            query = sa.select(p.user_id, p.kind, p.in_app, p.email).where(p.organization_id == org)
+            self._preferences[org] = {
+                (u, k): (bool(i), bool(e)) for u, k, i, e in self.conn.execute(query)
+            }
+        return self._preferences[org].get((user, kind), (True, False))
+
+
+def _draft(conn: Connection, known: _Lookups, env: Envelope) -> tuple[_Draft, list[UUID]] | None:
     """What the event tells, and whom (before members and preferences are considered)."""
     e, name = env.event, env.type_name
     lead_link = f"/crm/leads/{e.originator_id}"
@@ -257,7 +304,7 @@ def _draft(conn: Connection, env: Envelope) -> tuple[_Draft, list[UUID]] | None:
     draft = _Draft(
         SLA_BREACHED, "First response overdue", summary, link, e.lead_id, e.originator_id
     )
-    supervisors = _supervisors(conn, e.organization_id)
+    supervisors = known.supervisors(e.organization_id)
     return draft, [*([e.assignee_id] if e.assignee_id else []), *supervisors]
 
 
@@ -267,34 +314,6 @@ def _conversation_lead(conn: Connection, org: UUID, conversation_id: UUID) -> UU
         sa.select(c.lead_id).where(c.organization_id == org, c.conversation_id == conversation_id)
     ).scalar()
     return found if isinstance(found, UUID) else None
-
-
-def _members(conn: Connection, org: UUID, users: list[UUID]) -> set[UUID]:
-    if not users:
-        return set()
-    m = rm_notification_members.c
-    query = sa.select(m.user_id).where(m.organization_id == org, m.user_id.in_(set(users)))
-    return set(conn.execute(query).scalars())
-
-
-def _supervisors(conn: Connection, org: UUID) -> list[UUID]:
-    m = rm_notification_members.c
-    query = (
-        sa.select(m.user_id)
-        .where(m.organization_id == org, m.role.in_(sorted(SUPERVISORS)))
-        .order_by(m.user_id)
-    )
-    return list(conn.execute(query).scalars())
-
-
-def _preference(conn: Connection, org: UUID, user: UUID, kind: str) -> tuple[bool, bool]:
-    p = rm_notification_preferences.c
-    found = conn.execute(
-        sa.select(p.in_app, p.email).where(
-            p.organization_id == org, p.user_id == user, p.kind == kind
-        )
-    ).first()
-    return (True, False) if found is None else (bool(found[0]), bool(found[1]))
 
 
 def _member(conn: Connection, e: Any) -> None:
