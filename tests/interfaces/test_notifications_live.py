@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from interfaces.database import make_engine
 from interfaces.migrate import migrate
@@ -156,3 +157,29 @@ def test_a_notification_reaches_its_members_stream_and_no_other_members(
     finally:
         for stream in streams.values():
             stream.close()
+
+
+def test_the_websocket_carries_the_members_own_notifications_too(
+    server: tuple[str, Path],
+) -> None:
+    base, mail_dir = server
+    owner = Member(base, "Acme")
+    rep = Joiner(base, mail_dir, owner, "Rep")
+    ws_base = base.replace("http://", "ws://")
+    with connect(f"{ws_base}/ws?ticket={rep.ticket()}", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["ready"] is True
+        lead = owner.capture()
+        assigned = owner.http.put(
+            f"/crm/leads/{lead['id']}/assign",
+            headers=owner.headers,
+            json={"user_id": rep.user_id},
+        )
+        assert assigned.status_code == 200, assigned.text
+        deadline = time.monotonic() + 15
+        found: list[dict[str, Any]] = []
+        while not found and time.monotonic() < deadline:
+            frame = json.loads(ws.recv(timeout=15))
+            if frame.get("type") == "notification.created":
+                found.append(frame)
+        assert [f["user_id"] for f in found] == [rep.user_id]
+        assert found[0]["notification"]["link"] == f"/crm/leads/{lead['id']}"
