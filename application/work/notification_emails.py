@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,10 +81,13 @@ class NotificationEmailDispatcher:
         self.policy = policy or EmailPolicy()
         self.jitter = jitter
 
-    def run(self, now: datetime, limit: int = 50) -> int:
-        """Claim and send up to `limit` due rows; answers how many were handled."""
+    def run(self, now: datetime, limit: int = 50, budget: float = 1.0) -> int:
+        """Claim and send up to `limit` due rows, claiming no more once `budget` seconds have
+        passed (it shares the timers' thread: reminders must not wait for a slow mail server
+        longer than one send); answers how many were handled."""
         handled = 0
-        while handled < limit:
+        started = time.monotonic()
+        while handled < limit and time.monotonic() - started < budget:
             with self.engine.begin() as conn:
                 item = claim_next(conn, now, self.policy.lease)
             if item is None:
