@@ -6,6 +6,7 @@ stage (open / won / lost); moving to the stage it is in records nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,7 @@ from domain.errors import (
     LeadClosedError,
     LeadNotClosedError,
 )
+from domain.mentions import MAX_MENTIONS
 from domain.privacy import ERASED, PersonalDataErasedError, erased
 from domain.values import STATUS_OF_STAGE_TYPE, Actor, LeadStatus, StageType
 
@@ -141,11 +143,19 @@ class Lead(TenantAggregate):
             lead.assignee_id = self.to_user_id
 
     class NoteAdded(TenantAggregate.Event):
+        """A note; v2 names the members it mentions (v1 notes mention nobody)."""
+
+        class_version = 2
         note_id: UUID
         text: str
+        mentions: list[UUID]
 
         def apply(self, lead: Lead) -> None:
             lead.notes += 1
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["mentions"] = []
 
     class Won(TenantAggregate.Event):
         stage_id: UUID
@@ -293,12 +303,23 @@ class Lead(TenantAggregate):
                 actor=actor,
             )
 
-    def add_note(self, text: str, *, actor: Actor, note_id: UUID | None = None) -> UUID:
+    def add_note(
+        self,
+        text: str,
+        *,
+        actor: Actor,
+        note_id: UUID | None = None,
+        mentions: Sequence[UUID] = (),
+    ) -> UUID:
+        """Add a note; `mentions` are members of the organization (the use case checks)."""
         self._check_not_archived()
         self._check_not_erased()
         note_id = note_id or uuid4()
         body = v.text("text", text, max_length=10_000)
-        self.trigger_event(self.NoteAdded, note_id=note_id, text=body, actor=actor)
+        mentioned = list(dict.fromkeys(mentions))[:MAX_MENTIONS]
+        self.trigger_event(
+            self.NoteAdded, note_id=note_id, text=body, mentions=mentioned, actor=actor
+        )
         return note_id
 
     def archive(self, *, actor: Actor) -> None:

@@ -218,7 +218,7 @@ def projections() -> None:
 
 def _runner(names: tuple[str, ...] = ()) -> Any:
     from interfaces.database import wal_checkpoint_for
-    from interfaces.live import AnalyticsCoalescer
+    from interfaces.live_notifications import live_listener
     from interfaces.observability import background_reporter
     from interfaces.services import build_services, projector_batch_setup
     from projections.registry import all_projectors
@@ -241,7 +241,7 @@ def _runner(names: tuple[str, ...] = ()) -> Any:
                 services.app.mapper,
                 chosen,
                 before_batch=projector_batch_setup(settings),
-                after_batch=AnalyticsCoalescer(services.live),
+                after_batch=live_listener(services.live, chosen),
                 after_round=wal_checkpoint_for(settings, services.engine),
             )
         except BaseException:

@@ -6,6 +6,10 @@ process's subscribers (a subscriber that may have missed messages is told to ref
 names the projection, its position and up to MAX_CHANGES summaries of the organization's events
 in the batch — never another organization's — so a client knows what to fetch again without
 polling.
+
+A member's notifications go on their own channel, `org:{organization_id}:user:{user_id}:
+notifications` (interfaces/live_notifications.py); a stream opened by a person subscribes to
+its organization's channel and to that one, never to another member's.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ def channel(organization_id: UUID) -> str:
     return f"org:{organization_id}:changes"
 
 
+def user_channel(organization_id: UUID, user_id: UUID) -> str:
+    """A member's own channel: their notifications, for them only."""
+    return f"org:{organization_id}:user:{user_id}:notifications"
+
+
+def _name(key: UUID | str) -> str:
+    # an organization id stands for its change channel
+    return channel(key) if isinstance(key, UUID) else key
+
+
 def message(
     projection: str, position: int, organization_id: UUID, changes: Sequence[Change] = ()
 ) -> str:
@@ -73,10 +87,10 @@ def _messages(
     projection: str,
     organizations: Mapping[UUID, int],
     changes: Mapping[UUID, Sequence[Change]] | None,
-) -> list[tuple[UUID, str]]:
+) -> list[tuple[str, str]]:
     found = changes or {}
     return [
-        (org, message(projection, position, org, found.get(org, ())))
+        (channel(org), message(projection, position, org, found.get(org, ())))
         for org, position in organizations.items()
     ]
 
@@ -99,24 +113,28 @@ class RedisPublisher:
         self._publish(_messages(projection, organizations, changes))
 
     def send(self, organization_id: UUID, text: str) -> None:
-        self._publish([(organization_id, text)])
+        self._publish([(channel(organization_id), text)])
 
-    def _publish(self, messages: list[tuple[UUID, str]]) -> None:
+    def send_to(self, name: str, text: str) -> None:
+        """Publish on one channel by name (a member's own)."""
+        self._publish([(name, text)])
+
+    def _publish(self, messages: list[tuple[str, str]]) -> None:
         if not messages:  # an empty pipeline asks nothing: it must not count as Redis answering
             return
         if self.circuit.allows():
             try:
                 pipe = self.circuit.client().pipeline(transaction=False)
-                for org, text in messages:
-                    pipe.publish(channel(org), text)
+                for name, text in messages:
+                    pipe.publish(name, text)
                 pipe.execute()
             except ERRORS as error:
                 self.circuit.failed(error)
             else:
                 self.circuit.succeeded()
                 return
-        for org, text in messages:  # degraded: this process's subscribers only
-            self.local.send(org, text)
+        for name, text in messages:  # degraded: this process's subscribers only
+            self.local.send_to(name, text)
 
     def ping(self) -> bool:
         return self.circuit.ping() is not None
@@ -132,28 +150,29 @@ class Sink(Protocol):
 
 
 class LocalPublisher:
-    """In-process fan-out for one server process (no Redis)."""
+    """In-process fan-out for one server process (no Redis), by channel name (an organization
+    id stands for its change channel)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: dict[UUID, list[Sink]] = defaultdict(list)
+        self._subscribers: dict[str, list[Sink]] = defaultdict(list)
 
-    def subscribe(self, organization_id: UUID, inbox: Sink) -> Sink:
+    def subscribe(self, key: UUID | str, inbox: Sink) -> Sink:
         with self._lock:
-            self._subscribers[organization_id].append(inbox)
+            self._subscribers[_name(key)].append(inbox)
         return inbox
 
-    def unsubscribe(self, organization_id: UUID, inbox: Sink) -> None:
+    def unsubscribe(self, key: UUID | str, inbox: Sink) -> None:
         with self._lock:
-            inboxes = self._subscribers.get(organization_id)
+            inboxes = self._subscribers.get(_name(key))
             if inboxes is not None and inbox in inboxes:
                 inboxes.remove(inbox)
                 if not inboxes:
-                    del self._subscribers[organization_id]
+                    del self._subscribers[_name(key)]
 
-    def subscribers(self, organization_id: UUID) -> int:
+    def subscribers(self, key: UUID | str) -> int:
         with self._lock:
-            return len(self._subscribers.get(organization_id, ()))
+            return len(self._subscribers.get(_name(key), ()))
 
     def __call__(
         self,
@@ -162,19 +181,24 @@ class LocalPublisher:
         changes: Mapping[UUID, Sequence[Change]] | None = None,
     ) -> None:
         with self._lock:
-            wanted = {org: list(self._subscribers.get(org, ())) for org in organizations}
+            wanted = {
+                channel(org): list(self._subscribers.get(channel(org), ())) for org in organizations
+            }
         if not any(wanted.values()):
             return  # nobody listens: skip building the messages
-        for org, text in _messages(projection, organizations, changes):
-            for inbox in wanted[org]:
+        for name, text in _messages(projection, organizations, changes):
+            for inbox in wanted[name]:
                 try:
                     inbox.put(text)
                 except Exception:  # one gone subscriber must not starve the others
                     log.exception("could not hand a change to a subscriber")
 
     def send(self, organization_id: UUID, text: str) -> None:
+        self.send_to(channel(organization_id), text)
+
+    def send_to(self, name: str, text: str) -> None:
         with self._lock:
-            inboxes = list(self._subscribers.get(organization_id, ()))
+            inboxes = list(self._subscribers.get(name, ()))
         for inbox in inboxes:
             try:
                 inbox.put(text)
@@ -301,11 +325,17 @@ class Subscription(Protocol):
 
 
 class LocalSubscription:
-    def __init__(self, publisher: LocalPublisher, organization_id: UUID) -> None:
+    """An organization's changes, and the caller's own channels (`extra`), in-process."""
+
+    def __init__(
+        self, publisher: LocalPublisher, organization_id: UUID, extra: Sequence[str] = ()
+    ) -> None:
         self.publisher = publisher
         self.organization_id = organization_id
+        self.channels = [channel(organization_id), *extra]
         self.inbox = LoopInbox()
-        publisher.subscribe(organization_id, self.inbox)
+        for name in self.channels:
+            publisher.subscribe(name, self.inbox)
 
     async def next(self, timeout: float) -> str | None:
         loop = asyncio.get_running_loop()
@@ -323,7 +353,8 @@ class LocalSubscription:
                 return item
 
     async def close(self) -> None:
-        self.publisher.unsubscribe(self.organization_id, self.inbox)
+        for name in self.channels:
+            self.publisher.unsubscribe(name, self.inbox)
 
 
 class RedisSubscription:
@@ -335,10 +366,12 @@ class RedisSubscription:
     are lost, so the subscriber is then told to refetch (MessagesMissedError).
     """
 
-    def __init__(self, publisher: RedisPublisher, organization_id: UUID) -> None:
+    def __init__(
+        self, publisher: RedisPublisher, organization_id: UUID, extra: Sequence[str] = ()
+    ) -> None:
         self.circuit = publisher.circuit
-        self.channel = channel(organization_id)
-        self.local = LocalSubscription(publisher.local, organization_id)
+        self.channels = [channel(organization_id), *extra]
+        self.local = LocalSubscription(publisher.local, organization_id, extra)
         self._task: asyncio.Task[None] | None = None
 
     async def open(self, timeout: float = 2.0) -> None:
@@ -364,7 +397,7 @@ class RedisSubscription:
             return None
         connection = _PubSub(self.circuit.async_client())
         try:
-            await connection.subscribe(self.channel, timeout)
+            await connection.subscribe(self.channels, timeout)
         except ERRORS as error:
             self.circuit.failed(error)
             await connection.close()
@@ -409,15 +442,18 @@ class _PubSub:
         self.client = client
         self.pubsub = client.pubsub()
 
-    async def subscribe(self, name: str, timeout: float) -> None:
-        await self.pubsub.subscribe(name)
+    async def subscribe(self, names: Sequence[str], timeout: float) -> None:
+        await self.pubsub.subscribe(*names)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        waiting = len(names)
         while (left := deadline - loop.time()) > 0:
             found = await self.pubsub.get_message(timeout=left)
             if found is not None and found.get("type") == "subscribe":
-                return
-        raise TimeoutError(f"Redis did not confirm the subscription to {name}")
+                waiting -= 1
+                if waiting == 0:
+                    return
+        raise TimeoutError(f"Redis did not confirm the subscription to {', '.join(names)}")
 
     async def next(self, timeout: float) -> str | None:
         found = await self.pubsub.get_message(timeout=timeout)
@@ -443,15 +479,17 @@ class MessagesMissedError(SubscriberTooSlowError):
 
 
 async def subscribe(
-    live: RedisPublisher | LocalPublisher, organization_id: UUID
+    live: RedisPublisher | LocalPublisher, organization_id: UUID, user_id: UUID | None = None
 ) -> RedisSubscription | LocalSubscription:
-    """One organization's changes, from wherever this process's publisher sends them."""
+    """One organization's changes, and with `user_id` that member's own notifications, from
+    wherever this process's publisher sends them."""
+    extra = [] if user_id is None else [user_channel(organization_id, user_id)]
     if isinstance(live, RedisPublisher):
-        subscription = RedisSubscription(live, organization_id)
+        subscription = RedisSubscription(live, organization_id, extra)
         try:
             await subscription.open()
         except BaseException:
             await subscription.close()
             raise
         return subscription
-    return LocalSubscription(live, organization_id)
+    return LocalSubscription(live, organization_id, extra)

@@ -16,7 +16,8 @@ from application.store import CrmApplication
 from interfaces.crypto import secret_box_for
 from interfaces.database import eventstore_env, make_engine, wal_checkpoint_for
 from interfaces.email import EmailSettings, build_mailer, load_email_settings
-from interfaces.live import AnalyticsCoalescer, LocalPublisher, RedisPublisher
+from interfaces.live import LocalPublisher, RedisPublisher
+from interfaces.live_notifications import live_listener
 from interfaces.observability import background_reporter
 from interfaces.outbox import OutboxWorker, waking
 from interfaces.privacy import keyring_for
@@ -211,13 +212,14 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
     live = RedisPublisher(redis) if redis is not None else LocalPublisher()
     runner = None
     if settings.run_projections if with_runner is None else with_runner:
+        projectors = all_projectors()
         runner = ProjectionRunner(
             engine,
             app.recorder,
             app.mapper,
-            all_projectors(),
+            projectors,
             before_batch=projector_batch_setup(settings),
-            after_batch=AnalyticsCoalescer(live),
+            after_batch=live_listener(live, projectors),
             after_round=wal_checkpoint_for(settings, engine),
         )
         runner.on_error = background_reporter("projections")

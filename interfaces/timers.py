@@ -41,7 +41,19 @@ def jobs_for(services: Services) -> list[Job]:
     return [
         Job("task_reminders", reminders.run),
         Job("response_sla", ResponseSlaTimer(services.app, services.engine).run),
+        notification_emails_job(services),
     ]
+
+
+def notification_emails_job(services: Services) -> Job:
+    """Mail the notifications their members want by email (a queue with retry times: the
+    clock decides when a row is due again, so it runs with the timers)."""
+    from application.work.notification_emails import NotificationEmailDispatcher
+
+    dispatcher = NotificationEmailDispatcher(
+        services.engine, services.users, services.mailer, services.email.public_url
+    )
+    return Job("notification_emails", dispatcher.run)
 
 
 def utcnow() -> datetime:

@@ -69,6 +69,9 @@ class Projector(ABC):
 
     name: ClassVar[str]
     tables: ClassVar[tuple[sa.Table, ...]]
+    #: tables written besides its own whose rows must outlive a rebuild (a work queue): never
+    #: emptied by a rebuild nor compared by verify, made empty for a scratch rebuild
+    side_tables: ClassVar[tuple[sa.Table, ...]] = ()
     #: event class qualnames handled; other events are skipped but still tracked
     handles: ClassVar[frozenset[str]] = frozenset()
 

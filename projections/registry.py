@@ -9,6 +9,7 @@ from projections.calls import CallsProjector
 from projections.conversations import ConversationsProjector
 from projections.directory import DirectoryProjector
 from projections.leads import LeadsProjector
+from projections.notifications import NotificationsProjector
 from projections.outbox import OutboxProjector
 from projections.sla import SlaProjector
 from projections.tasks import TasksProjector
@@ -30,4 +31,6 @@ def all_projectors() -> list[Projector]:
         SlaProjector(),
         TemplatesProjector(),
         TasksProjector(),
+        # reads the conversations model (a handed-off conversation's lead): after it
+        NotificationsProjector(),
     ]

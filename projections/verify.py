@@ -175,7 +175,7 @@ class _Rebuild:
         self.log_part, self.registry, self.targets = log_part, registry, targets
         # a projector may read the tables of those before it: rebuild the registry's prefix
         needed = registry[: max(self._index(n) for n in targets) + 1]
-        tables = [positions, *(t for p in needed for t in p.tables)]
+        tables = [positions, *(t for p in needed for t in (*p.tables, *p.side_tables))]
         metadata.create_all(scratch, tables=tables)
         if scratch.dialect.name == "postgresql":  # scratch rows need no crash safety
             with scratch.begin() as conn:

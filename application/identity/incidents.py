@@ -16,11 +16,13 @@ from domain.security import CROSS_ORGANIZATION, PLATFORM, UNKNOWN_ID, SecurityIn
 from domain.values import Actor
 from projections.directory import rm_members
 from projections.leads import rm_stages
+from projections.notifications import rm_notifications
 
 #: ids that live inside an aggregate rather than being one: whose they are is in a read model
 _INNER_IDS = {
     "stage": (rm_stages, rm_stages.c.stage_id),
     "member": (rm_members, rm_members.c.user_id),
+    "notification": (rm_notifications, rm_notifications.c.notification_id),
 }
 
 

@@ -18,6 +18,7 @@ from domain.errors import (
     VersionConflictError,
 )
 from domain.lead import EDITABLE_FIELDS, Lead
+from domain.mentions import mentioned_ids
 from domain.organization import Organization
 from domain.pipeline import Pipeline, default_pipeline_id
 from domain.values import StageType
@@ -144,8 +145,13 @@ def assign_lead(app: CrmApplication, lead_id: UUID, user_id: UUID | None, ctx: C
 
 
 def add_note(app: CrmApplication, lead_id: UUID, text: str, ctx: Ctx) -> Written:
+    """Add a note; its `@[Name](member-id)` mentions of members of the organization are
+    recorded (and notified). Any other id, a member of another organization's included, stays
+    plain text: nothing tells the author whether it exists elsewhere."""
     lead = _lead(app, lead_id, ctx)
-    lead.add_note(text, actor=ctx.actor)
+    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
+    mentions = [m for m in mentioned_ids(text) if org.role_of(m) is not None]
+    lead.add_note(text, actor=ctx.actor, mentions=mentions)
     return _written(app, lead)
 
 

@@ -40,6 +40,7 @@ from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
+from interfaces.http.work.notifications import NotificationController
 from interfaces.http.work.settings import WorkSettingsController
 from interfaces.http.work.tasks import TaskController
 from interfaces.http.work.templates import TemplateController
@@ -103,6 +104,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             WebhookController,
             TemplateController,
             TaskController,
+            NotificationController,
             health,
             *OPERATIONS_HANDLERS,
             LiveController,

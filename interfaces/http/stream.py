@@ -1,6 +1,7 @@
 """Live updates: Server-Sent Events at GET /events/stream and a WebSocket at /ws.
 
-Each delivers the organization's change messages (see interfaces.live) to its members only.
+Each delivers the organization's change messages (see interfaces.live) to its members only,
+and to a person also their own notifications (their channel; an API key has none).
 Browsers' EventSource and WebSocket cannot send headers, so POST /events/ticket (authenticated
 like every route) hands out a 60-second ticket bound to the caller, the organization and the
 role, accepted as `?ticket=`; membership is checked again whenever a ticket is used and at every
@@ -146,6 +147,11 @@ async def stream_guard(
     )
 
 
+def _person(ctx: Ctx) -> UUID | None:
+    """Whose notifications the stream also carries: the person's own; a key's, nobody's."""
+    return ctx.user_id if ctx.actor.kind == "user" else None
+
+
 def _ready(ctx: Ctx) -> str:
     return json.dumps({"ready": True, "organization_id": str(ctx.organization_id)})
 
@@ -161,7 +167,7 @@ async def _checked(services: Services, ctx: Ctx) -> bool:
 
 async def server_sent_events(services: Services, ctx: Ctx) -> AsyncIterator[ServerSentEventMessage]:
     # subscribed inside the generator: a response that never starts leaves nothing behind
-    subscription = await subscribe(services.live, ctx.organization_id)
+    subscription = await subscribe(services.live, ctx.organization_id, _person(ctx))
     try:
         yield ServerSentEventMessage(data=_ready(ctx), event="ready", retry=3000)
         while True:
@@ -232,7 +238,7 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
     except PermissionDeniedException as refused:
         await socket.close(REFUSED_PERMISSION, str(refused.detail))
         return
-    subscription = await subscribe(services.live, ctx.organization_id)
+    subscription = await subscribe(services.live, ctx.organization_id, _person(ctx))
     try:
         await socket.send_text(_ready(ctx))
         async with anyio.create_task_group() as tasks:

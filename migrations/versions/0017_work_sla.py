@@ -4,7 +4,7 @@ Tables of `projections/sla.py`; the projector fills them from the whole log on i
 (its position starts at 0). Row-level security covers them as 0004/0005 do the others.
 
 Revision ID: 0017_work_sla
-Revises: 0015_work_tasks
+Revises: 0016_work_notifications
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0017_work_sla"
-down_revision = "0015_work_tasks"
+down_revision = "0016_work_notifications"
 branch_labels = None
 depends_on = None
 

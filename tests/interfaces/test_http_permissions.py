@@ -124,6 +124,16 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
     (Route("GET", "/crm/leads/export"), P.LEADS_READ),
     # a JSON body is a CSV without a full_name column to the import: 422, after the guard
     (Route("POST", "/crm/leads/import?dry_run=true", {"full_name": "x"}), P.LEADS_WRITE),
+    # a person's own notifications: every role (an API key has none: test_http_notifications)
+    (Route("GET", "/notifications"), P.ORGANIZATION_READ),
+    (Route("GET", "/notifications/count"), P.ORGANIZATION_READ),
+    (Route("POST", f"/notifications/{NOBODY}/read"), P.ORGANIZATION_READ),
+    (Route("POST", "/notifications/read-all"), P.ORGANIZATION_READ),
+    (Route("GET", "/notifications/preferences"), P.ORGANIZATION_READ),
+    (
+        Route("PUT", "/notifications/preferences", {"task_due": {"in_app": True, "email": True}}),
+        P.ORGANIZATION_READ,
+    ),
 ]
 
 
@@ -135,6 +145,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names |= {"{conversation_id:uuid}": NOBODY, "{call_id:uuid}": NOBODY}
     names |= {"{aggregate_id:uuid}": "{lead}", "{template_id:uuid}": NOBODY}
     names |= {"{aggregate_id:uuid}": "{lead}", "{task_id:uuid}": NOBODY}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{notification_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

@@ -25,6 +25,7 @@ from projections.runner import ProjectionRunner, read_positions
 from projections.verify import TableVerdict, normal, verify
 from tests.projections import test_runner
 from tests.projections.test_conversations_projection import write_conversations
+from tests.projections.test_notifications_projection import write_notifications
 from tests.projections.test_runner import ACTOR, runner_for, write_history
 from tests.projections.test_template_stats import write_templates
 from tests.support.sla import write_sla_history
@@ -59,12 +60,13 @@ def write_tasks(services: Services) -> None:
 
 def projected(services: Services) -> int:
     """Three organizations' leads and pipelines, three more with conversations and calls, one
-    with templates, one with tasks, one with response SLA clocks."""
+    with templates, one with tasks, one with response SLA clocks, one with notifications."""
     write_history(services)
     write_conversations(services)
     write_templates(services)
     write_tasks(services)
     write_sla_history(services.app)
+    write_notifications(services)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 
@@ -94,12 +96,12 @@ def test_read_models_projected_from_the_log_verify_ok(fresh: Services) -> None:
     assert {v.projection for v in verdicts} == {p.name for p in runner_for(fresh).projectors}
     by_table = {v.table: v for v in verdicts}
     assert all(v.rows > 0 for v in verdicts)  # every table has rows to compare
-    # 6 organizations of leads (27), and the SLA history's (4 leads)
-    assert by_table["rm_leads"].organizations == 7 and by_table["rm_leads"].rows == 31
+    # 6 organizations of leads (27), the SLA history's (4), the notifications' (1)
+    assert by_table["rm_leads"].organizations == 8 and by_table["rm_leads"].rows == 32
     assert by_table["rm_audit_events"].rows == head
     assert {v.position for v in verdicts} == {head}
     assert by_table["outbox"].not_compared  # delivery state, written by the outbox worker
-    assert by_table["rm_leads"].lines()[0].split()[2:4] == ["OK", "7"]
+    assert by_table["rm_leads"].lines()[0].split()[2:4] == ["OK", "8"]
 
 
 def test_a_lead_name_changed_in_sql_is_named_with_its_organization(fresh: Services) -> None:
