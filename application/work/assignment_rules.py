@@ -1,0 +1,165 @@
+"""Assignment rules: listed by every member, edited by admins and managers (`work:configure`).
+
+The list is read from the organization's rules aggregate (a small configuration, like the work
+settings), so an edit reads back at once. Members a rule names must be members of the caller's
+organization: any other id is not found here, whoever it is elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+
+from application.context import Ctx, Written
+from application.store import CrmApplication
+from application.work.assignment import rules_of
+from domain.assignment import AssignmentRules, Rule, RuleNotFoundError, RuleSpec
+from domain.errors import NotFoundError
+from domain.organization import Organization
+
+Strategy = Literal["member", "round_robin", "least_open"]
+
+
+class RuleConditions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """All must hold for the rule to apply; one left empty holds for every lead."""
+
+    #: the lead's source is one of these (compared without case)
+    sources: list[str] = []
+    #: each custom field equals its value
+    custom_fields: dict[str, str | int | bool] = {}
+    #: the country of the lead's phone (ISO 3166 alpha-2, from its +country code)
+    countries: list[str] = []
+    #: the lead arrives inside or outside the organization's business hours
+    business_hours: Literal["inside", "outside"] | None = None
+
+
+class RuleBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`member`: the one member named; `round_robin`: the members in turn; `least_open`: the
+    member with the fewest open leads (ties in turn)."""
+
+    name: str
+    strategy: Strategy
+    members: list[UUID]
+    enabled: bool = True
+    conditions: RuleConditions = RuleConditions()
+
+
+class RuleOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    #: every rule id once, first match first
+    rule_ids: list[UUID]
+
+
+class RuleView(msgspec.Struct, frozen=True):
+    id: UUID
+    #: 1 for the rule tried first
+    position: int
+    name: str
+    enabled: bool
+    conditions: RuleConditions
+    strategy: str
+    members: list[UUID]
+    #: who the rule assigned last (the rotation's pointer) and how many leads it routed
+    last_assigned_id: UUID | None
+    routed: int
+
+
+class RulesView(msgspec.Struct, frozen=True):
+    items: list[RuleView]
+    version: int
+
+
+def _view(rule: Rule, position: int) -> RuleView:
+    spec = rule.spec
+    conditions = spec.conditions
+    return RuleView(
+        id=rule.id,
+        position=position,
+        name=spec.name,
+        enabled=spec.enabled,
+        conditions=RuleConditions(
+            sources=list(conditions.sources),
+            custom_fields=dict(conditions.custom_fields),
+            countries=list(conditions.countries),
+            business_hours=conditions.business_hours,  # type: ignore[arg-type]
+        ),
+        strategy=spec.strategy,
+        members=list(spec.members),
+        last_assigned_id=rule.last_user_id,
+        routed=rule.routed,
+    )
+
+
+def list_rules(app: CrmApplication, ctx: Ctx) -> RulesView:
+    rules = rules_of(app, ctx.organization_id)
+    if rules is None:
+        return RulesView(items=[], version=0)
+    items = [_view(rule, i) for i, rule in enumerate(rules.ordered(), start=1)]
+    return RulesView(items=items, version=rules.version)
+
+
+def get_rule(app: CrmApplication, rule_id: UUID, ctx: Ctx) -> RuleView:
+    rules = rules_of(app, ctx.organization_id)
+    if rules is None:
+        raise RuleNotFoundError(rule_id)
+    rules.rule(rule_id)
+    return _view(rules.rules[rule_id], rules.order.index(rule_id) + 1)
+
+
+def _spec(app: CrmApplication, body: RuleBody, ctx: Ctx) -> RuleSpec:
+    spec = RuleSpec.parse(
+        name=body.name,
+        enabled=body.enabled,
+        conditions=msgspec.to_builtins(body.conditions),
+        strategy=body.strategy,
+        members=body.members,
+    )
+    org = app.view(Organization, ctx.organization_id, ctx.organization_id)
+    for member in spec.members:
+        if org.role_of(member) is None:  # whoever they are elsewhere, not found here
+            raise NotFoundError("member", member)
+    return spec
+
+
+def _editable(app: CrmApplication, ctx: Ctx) -> AssignmentRules:
+    return rules_of(app, ctx.organization_id) or AssignmentRules.start(
+        ctx.organization_id, actor=ctx.actor
+    )
+
+
+def _written(app: CrmApplication, rules: AssignmentRules, rule_id: UUID) -> Written:
+    return Written(id=rule_id, version=rules.version, position=app.commit(rules))
+
+
+def add_rule(app: CrmApplication, body: RuleBody, ctx: Ctx) -> Written:
+    """Append a rule: it is tried after every existing one."""
+    spec = _spec(app, body, ctx)
+    rules = _editable(app, ctx)
+    return _written(app, rules, rules.add(spec, actor=ctx.actor))
+
+
+def change_rule(app: CrmApplication, rule_id: UUID, body: RuleBody, ctx: Ctx) -> Written:
+    rules = _existing(app, rule_id, ctx)
+    rules.change(rule_id, _spec(app, body, ctx), actor=ctx.actor)
+    return _written(app, rules, rule_id)
+
+
+def remove_rule(app: CrmApplication, rule_id: UUID, ctx: Ctx) -> Written:
+    rules = _existing(app, rule_id, ctx)
+    rules.remove(rule_id, actor=ctx.actor)
+    return _written(app, rules, rule_id)
+
+
+def reorder_rules(app: CrmApplication, body: RuleOrder, ctx: Ctx) -> Written:
+    rules = _editable(app, ctx)
+    rules.reorder(body.rule_ids, actor=ctx.actor)
+    return _written(app, rules, rules.id)
+
+
+def _existing(app: CrmApplication, rule_id: UUID, ctx: Ctx) -> AssignmentRules:
+    rules = rules_of(app, ctx.organization_id)
+    if rules is None:
+        raise RuleNotFoundError(rule_id)
+    rules.rule(rule_id)
+    return rules
