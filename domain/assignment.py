@@ -104,9 +104,7 @@ class Conditions:
         if self.sources and (arrival.source or "").casefold() not in self.sources:
             return False
         for key, value in self.custom_fields:
-            got = arrival.custom_fields.get(key)
-            # a number typed as text in a form still matches ("12" == 12), booleans stay strict
-            if got != value and not (_plain(got) and _plain(value) and str(got) == str(value)):
+            if not _same(arrival.custom_fields.get(key), value):
                 return False
         if self.countries and arrival.country not in self.countries:
             return False
@@ -115,8 +113,13 @@ class Conditions:
         return True
 
 
-def _plain(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool)
+def _same(got: Any, wanted: Any) -> bool:
+    # a number typed as text in a form still matches ("12" equals 12); booleans stay strict
+    if isinstance(got, bool) or isinstance(wanted, bool):
+        return got is wanted
+    if isinstance(got, str | int) and isinstance(wanted, str | int):
+        return str(got) == str(wanted)
+    return False
 
 
 def _texts(field: str, values: Any, max_length: int) -> list[str]:
