@@ -263,7 +263,7 @@ class AssignmentRules(TenantAggregate):
 
     class Reordered(TenantAggregate.Event):
         rule_ids: list[UUID]
-        previous: list[UUID]
+        previous_rule_ids: list[UUID]
 
         def apply(self, a: AssignmentRules) -> None:
             a.order = list(self.rule_ids)
@@ -331,7 +331,10 @@ class AssignmentRules(TenantAggregate):
             raise InvalidValueError("rule_ids", "must list every rule id exactly once")
         if list(rule_ids) != self.order:
             self.trigger_event(
-                self.Reordered, rule_ids=list(rule_ids), previous=list(self.order), actor=actor
+                self.Reordered,
+                rule_ids=list(rule_ids),
+                previous_rule_ids=list(self.order),
+                actor=actor,
             )
 
     def member_left(self, user_id: UUID, *, actor: Actor) -> None:

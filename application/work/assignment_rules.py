@@ -26,11 +26,11 @@ class RuleConditions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """All must hold for the rule to apply; one left empty holds for every lead."""
 
     #: the lead's source is one of these (compared without case)
-    sources: list[str] = []
+    sources: list[str] = msgspec.field(default_factory=list)
     #: each custom field equals its value
-    custom_fields: dict[str, str | int | bool] = {}
+    custom_fields: dict[str, str | int | bool] = msgspec.field(default_factory=dict)
     #: the country of the lead's phone (ISO 3166 alpha-2, from its +country code)
-    countries: list[str] = []
+    countries: list[str] = msgspec.field(default_factory=list)
     #: the lead arrives inside or outside the organization's business hours
     business_hours: Literal["inside", "outside"] | None = None
 
@@ -43,7 +43,7 @@ class RuleBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strategy: Strategy
     members: list[UUID]
     enabled: bool = True
-    conditions: RuleConditions = RuleConditions()
+    conditions: RuleConditions = msgspec.field(default_factory=RuleConditions)
 
 
 class RuleOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
