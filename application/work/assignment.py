@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import TypeVar
 from uuid import UUID
 
 import phonenumbers
@@ -32,6 +33,8 @@ from domain.organization import Organization
 from domain.values import Actor, LeadStatus
 from projections.leads import rm_leads
 from projections.phones import e164
+
+T = TypeVar("T")
 
 #: captures losing the race for the rules to concurrent ones: each loss is another's success
 ATTEMPTS = 30
@@ -114,6 +117,21 @@ def route_new_lead(
         return None
     lead.assign(routing.user_id, actor=routing.actor)
     return rules
+
+
+def retried(organization_id: UUID, attempt: Callable[[], T]) -> T:
+    """Run a load–change–commit that includes the organization's rules again when it lost the
+    race for them (every routed lead advances their version): an admin's edit or a member's
+    removal does not depend on the rotation it raced with."""
+    rules_id = assignment_rules_id(organization_id)
+    for tried in range(1, ATTEMPTS + 1):
+        try:
+            return attempt()
+        except VersionConflictError as conflict:
+            if conflict.aggregate_id != rules_id or tried == ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0, 0.002 * tried))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def capture_routed(

@@ -7,14 +7,15 @@ organization: any other id is not found here, whoever it is elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 
 from application.context import Ctx, Written
 from application.store import CrmApplication
-from application.work.assignment import rules_of
+from application.work.assignment import retried, rules_of
 from domain.assignment import AssignmentRules, Rule, RuleNotFoundError, RuleSpec
 from domain.errors import NotFoundError
 from domain.organization import Organization
@@ -128,38 +129,47 @@ def _editable(app: CrmApplication, ctx: Ctx) -> AssignmentRules:
     )
 
 
-def _written(app: CrmApplication, rules: AssignmentRules, rule_id: UUID) -> Written:
-    return Written(id=rule_id, version=rules.version, position=app.commit(rules))
+def _edit(app: CrmApplication, ctx: Ctx, change: Callable[[AssignmentRules], UUID]) -> Written:
+    """Apply an edit to the latest rules and commit; lost races with routed leads are retried
+    (the edit does not depend on the rotation)."""
+
+    def attempt() -> Written:
+        rules = _editable(app, ctx)  # an unknown rule is refused before anything is saved
+        answer_id = change(rules)
+        return Written(id=answer_id, version=rules.version, position=app.commit(rules))
+
+    return retried(ctx.organization_id, attempt)
 
 
 def add_rule(app: CrmApplication, body: RuleBody, ctx: Ctx) -> Written:
     """Append a rule: it is tried after every existing one."""
     spec = _spec(app, body, ctx)
-    rules = _editable(app, ctx)
-    return _written(app, rules, rules.add(spec, actor=ctx.actor))
+    rule_id = uuid4()  # the same id on every attempt
+    return _edit(app, ctx, lambda rules: rules.add(spec, actor=ctx.actor, rule_id=rule_id))
 
 
 def change_rule(app: CrmApplication, rule_id: UUID, body: RuleBody, ctx: Ctx) -> Written:
-    rules = _existing(app, rule_id, ctx)
-    rules.change(rule_id, _spec(app, body, ctx), actor=ctx.actor)
-    return _written(app, rules, rule_id)
+    _editable(app, ctx).rule(rule_id)  # an unknown rule is 404 before a bad body is 422
+    spec = _spec(app, body, ctx)
+
+    def change(rules: AssignmentRules) -> UUID:
+        rules.change(rule_id, spec, actor=ctx.actor)
+        return rule_id
+
+    return _edit(app, ctx, change)
 
 
 def remove_rule(app: CrmApplication, rule_id: UUID, ctx: Ctx) -> Written:
-    rules = _existing(app, rule_id, ctx)
-    rules.remove(rule_id, actor=ctx.actor)
-    return _written(app, rules, rule_id)
+    def remove(rules: AssignmentRules) -> UUID:
+        rules.remove(rule_id, actor=ctx.actor)
+        return rule_id
+
+    return _edit(app, ctx, remove)
 
 
 def reorder_rules(app: CrmApplication, body: RuleOrder, ctx: Ctx) -> Written:
-    rules = _editable(app, ctx)
-    rules.reorder(body.rule_ids, actor=ctx.actor)
-    return _written(app, rules, rules.id)
+    def reorder(rules: AssignmentRules) -> UUID:
+        rules.reorder(body.rule_ids, actor=ctx.actor)
+        return rules.id
 
-
-def _existing(app: CrmApplication, rule_id: UUID, ctx: Ctx) -> AssignmentRules:
-    rules = rules_of(app, ctx.organization_id)
-    if rules is None:
-        raise RuleNotFoundError(rule_id)
-    rules.rule(rule_id)
-    return rules
+    return _edit(app, ctx, reorder)

@@ -199,3 +199,31 @@ def test_a_removed_member_leaves_every_rule_in_the_same_commit(services: Service
     assert (listed[solo].members, listed[solo].enabled) == ([], False)
     assert (listed[pair].members, listed[pair].enabled) == ([stays], True)
     assert {capture(services, owner).assignee_id for _ in range(3)} == {stays}
+
+
+def test_edits_and_a_removal_racing_with_captures_all_succeed_and_no_lead_goes_to_the_removed(
+    services: Services,
+) -> None:
+    owner = owner_of(services)
+    gone, stays = team(services, owner, 2)
+    rule_id = add_rule(services, owner, "round_robin", [gone, stays])
+    body = rules.RuleBody(name="renamed", strategy="round_robin", members=[gone, stays])
+
+    def work(i: int) -> tuple[str, int]:
+        if i == 5:
+            return "edit", rules.change_rule(services.app, rule_id, body, owner).position
+        if i == 10:
+            return "removal", organizations.remove_member(services.app, gone, owner).position
+        cmd = leads.CaptureLead(full_name=f"L{i}")
+        written = leads.capture_lead(services.app, cmd, owner, read_models=services)
+        return str(written.id), written.position
+
+    with ThreadPoolExecutor(8) as pool:
+        done = dict(pool.map(work, range(20)))
+    removal = done.pop("removal")
+    done.pop("edit")
+    for lead_id, position in done.items():
+        lead = services.app.load(Lead, UUID(lead_id), owner.organization_id)
+        assert lead.assignee_id in (gone, stays)
+        if lead.assignee_id == gone:
+            assert position < removal
