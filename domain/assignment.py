@@ -81,6 +81,8 @@ class Conditions:
                 raise InvalidValueError(
                     "conditions.custom_fields", "values must be text, whole numbers or booleans"
                 )
+            if isinstance(value, str):
+                value = v.text("conditions.custom_fields", value, max_length=500, required=False)
             pairs.append((name, value))
         hours = data.get("business_hours")
         if hours is not None and hours not in BUSINESS_HOURS:

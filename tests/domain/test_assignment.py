@@ -159,6 +159,8 @@ def test_a_member_named_by_no_rule_leaving_records_nothing() -> None:
         ({"conditions": {"business_hours": "sometimes"}}, "conditions.business_hours"),
         ({"conditions": {"custom_fields": {"x": [1]}}}, "conditions.custom_fields"),
         ({"conditions": {"custom_fields": {"x": 1.5}}}, "conditions.custom_fields"),
+        ({"conditions": {"custom_fields": {"x": "a\x00b"}}}, "conditions.custom_fields"),
+        ({"conditions": {"sources": ["a\x00"]}}, "conditions.sources"),
     ],
 )
 def test_a_bad_rule_is_refused_naming_its_field(kw: dict[str, Any], field: str) -> None:
