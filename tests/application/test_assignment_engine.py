@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from domain.business_hours import DAYS
 from domain.lead import Lead
 from domain.values import Actor, Role
 from interfaces.services import Services
+from projections.assignment_rules import rm_assignment_rules
 from tests.application.test_handlers import member_of, owner_of
 
 PROVIDER = conversations.provider_actor("business_api")
@@ -227,3 +229,20 @@ def test_edits_and_a_removal_racing_with_captures_all_succeed_and_no_lead_goes_t
         assert lead.assignee_id in (gone, stays)
         if lead.assignee_id == gone:
             assert position < removal
+
+
+def test_the_rules_read_model_follows_adds_renames_and_removals(services: Services) -> None:
+    owner = owner_of(services)
+    (rep,) = team(services, owner, 1)
+    kept = add_rule(services, owner, "member", [rep], name="first")
+    gone = add_rule(services, owner, "member", [rep], name="second")
+    body = rules.RuleBody(name="renamed", strategy="member", members=[rep])
+    rules.change_rule(services.app, kept, body, owner)
+    last = rules.remove_rule(services.app, gone, owner)
+    assert services.wait_for(["assignment_rules"], last.position, timeout=30)
+    c = rm_assignment_rules.c
+    with services.reading(owner.organization_id) as conn:
+        rows = conn.execute(
+            sa.select(c.rule_id, c.name).where(c.organization_id == owner.organization_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [(kept, "renamed")]

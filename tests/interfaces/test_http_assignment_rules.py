@@ -237,6 +237,7 @@ def test_another_organizations_rule_and_member_are_not_found_and_audited(
     acme, rival = register(client, "Acme"), register(client, "Rival")
     theirs = add(rival, rule([rival.user_id], "member"))
     add(acme, rule([acme.user_id], "member"))
+    assert services.wait_for(["assignment_rules"], rival.position, timeout=30)
     before = listed(rival)
     for response in (
         acme.get(f"{RULES}/{theirs}"),
@@ -254,8 +255,14 @@ def test_another_organizations_rule_and_member_are_not_found_and_audited(
     ]
     kinds = {(a["resource_kind"], a["resource_id"]) for a in asked}
     assert ("assignment_rule", theirs) in kinds and ("member", rival.user_id) in kinds
-    incidents = [e for e in events_of(rival) if e["event_type"] == "SecurityIncident.Recorded"]
-    assert any(e["changes"]["details"]["after"]["resource_id"] == rival.user_id for e in incidents)
+    incidents = [
+        e["changes"]["details"]["after"]
+        for e in events_of(rival)
+        if e["event_type"] == "SecurityIncident.Recorded"
+    ]
+    seen = {(i["resource_kind"], i["resource_id"]) for i in incidents}
+    assert ("assignment_rule", theirs) in seen and ("member", rival.user_id) in seen
+    assert all(i["from_organization_id"] == acme.organization_id for i in incidents)
 
 
 @pytest.mark.parametrize(
