@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from application.context import Ctx
+from application.conversations import calls
 from application.conversations import messages as conversations
-from application.conversations.providers import InboundMessage
+from application.conversations.providers import CallUpdate, InboundMessage
 from application.identity import organizations
 from application.leads import commands as leads
 from application.work import assignment_rules as rules
@@ -246,3 +247,25 @@ def test_the_rules_read_model_follows_adds_renames_and_removals(services: Servic
             sa.select(c.rule_id, c.name).where(c.organization_id == owner.organization_id)
         ).all()
     assert [tuple(r) for r in rows] == [(kept, "renamed")]
+
+
+def test_a_call_from_a_new_number_makes_a_lead_the_rules_assign(services: Services) -> None:
+    owner = owner_of(services)
+    (rep,) = team(services, owner, 1)
+    rule_id = add_rule(services, owner, "member", [rep], conditions={"sources": ["phone"]})
+    update = CallUpdate(
+        "CA-new",
+        "CA-new:ringing",
+        "ringing",
+        datetime.now(UTC),
+        direction="inbound",
+        from_number="+5511912345678",
+        to_number="+14155552671",
+    )
+    recorded = calls.record_call_update(
+        services.app, services, owner.organization_id, "twilio", update, actor=PROVIDER
+    )
+    assert recorded is not None
+    lead = services.app.load(Lead, recorded.lead_id, owner.organization_id)
+    assert (lead.source, lead.assignee_id) == ("phone", rep)
+    assert assigned_by(lead, services) == Actor("rule", str(rule_id))
