@@ -138,17 +138,15 @@ def capture_routed(
     app: CrmApplication, read_models: ReadModels | None, lead: Lead, *, actor: Actor
 ) -> tuple[Lead, int]:
     """Save a just-captured lead without an assignee through the rules; answers the saved lead
-    (assigned or not) and the log position. Each attempt routes a fresh copy of `lead`."""
-    for tried in range(1, ATTEMPTS + 1):
-        attempt = copy.deepcopy(lead)  # keeps the pending Captured event for the next try
-        rules = route_new_lead(app, read_models, attempt, actor=actor)
-        try:
-            return attempt, app.commit(attempt, *([rules] if rules else []))
-        except VersionConflictError as conflict:
-            if rules is None or conflict.aggregate_id != rules.id or tried == ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0, 0.002 * tried))  # let the winner finish
-    raise AssertionError("unreachable")  # pragma: no cover
+    (assigned or not) and the log position. Each attempt routes a fresh copy of `lead` (with
+    its pending Captured event) against the latest rotation."""
+
+    def attempt() -> tuple[Lead, int]:
+        fresh = copy.deepcopy(lead)
+        rules = route_new_lead(app, read_models, fresh, actor=actor)
+        return fresh, app.commit(fresh, *([rules] if rules else []))
+
+    return retried(lead.organization_id, attempt)
 
 
 def member_left(
