@@ -320,3 +320,32 @@ def test_a_bad_rule_is_refused_naming_its_field_and_nothing_is_written(
     problem = assert_problem(response, response.status_code)
     assert field in response.text, problem
     assert services.app.recorder.max_notification_id() == head
+
+
+def test_imported_rows_without_an_assignee_are_assigned_by_the_rules_in_turn(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    a = add_member(services, acme, "sales", name="A")
+    b = add_member(services, acme, "sales", name="B")
+    rule_id = add(acme, rule([a.user_id, b.user_id], conditions={"sources": ["fair"]}))
+    rows = "".join(f"Person {i},p{i}@example.com,fair\r\n" for i in range(6))
+    response = acme.post(
+        "/crm/leads/import",
+        content=("full_name,email,source\r\n" + rows + "Walk In,w@example.com,web\r\n").encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 7
+    items = caught_up(acme).get("/crm/leads", params={"limit": 50}).json()["items"]
+    by_source: dict[str, list[Any]] = {}
+    for item in items:
+        by_source.setdefault(item["source"], []).append(item["assigned_to"])
+    assert sorted(by_source["fair"]) == sorted([a.user_id, b.user_id] * 3)
+    assert by_source["web"] == [None]
+    actors = {
+        (e["actor_kind"], e["actor_id"])
+        for e in events_of(acme)
+        if e["event_type"] == "Lead.Assigned"
+    }
+    assert actors == {("rule", rule_id)}
