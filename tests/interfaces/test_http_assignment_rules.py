@@ -349,3 +349,18 @@ def test_imported_rows_without_an_assignee_are_assigned_by_the_rules_in_turn(
         if e["event_type"] == "Lead.Assigned"
     }
     assert actors == {("rule", rule_id)}
+
+
+def test_a_rep_is_notified_of_a_lead_a_rule_assigned_them(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    rep = add_member(services, acme, "sales", name="Rep")
+    add(acme, rule([rep.user_id], "member"))
+    lead = acme.capture(full_name="Joana Prado")["id"]
+    rep.position = acme.position
+    response = rep.get("/notifications")
+    assert response.status_code == 200, response.text
+    [note] = response.json()["items"]
+    assert (note["kind"], note["link"]) == ("lead_assigned", f"/crm/leads/{lead}")
+    assert "assignment rule" in note["summary"]
