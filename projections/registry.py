@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.analytics import AnalyticsProjector
+from projections.assignment_rules import AssignmentRulesProjector
 from projections.audit import AuditProjector
 from projections.base import Projector
 from projections.calls import CallsProjector
@@ -33,4 +34,5 @@ def all_projectors() -> list[Projector]:
         TasksProjector(),
         # reads the conversations model (a handed-off conversation's lead): after it
         NotificationsProjector(),
+        AssignmentRulesProjector(),
     ]

@@ -75,6 +75,8 @@ ACTIVITY = {
     "Lead.Archived": ("archived", "Lead archived"),
     "Lead.PersonalDataErased": ("personal_data_erased", "Personal data erased"),
 }
+#: the title of an assignment made by an assignment rule (actor kind "rule", id the rule's)
+ASSIGNED_BY_RULE = "Assigned by an assignment rule"
 SOURCE_ACTIVITY = {
     "Conversation.MessageReceived": ("message_received", "Message received", "conversation_id"),
     "Conversation.MessageSent": ("message_sent", "Message sent", "conversation_id"),
@@ -120,6 +122,8 @@ class TimelineProjector(Projector):
                 _erase(conn, rows, key, env.position)
             if env.type_name in ACTIVITY:
                 kind, title = ACTIVITY[env.type_name]
+                if isinstance(e, Lead.Assigned) and e.actor.kind == "rule":
+                    title = ASSIGNED_BY_RULE  # the row's actor names the rule
                 rows.append(self._row(env, e.originator_id, kind, title, e.originator_version))
             elif env.type_name in STARTS:
                 if key not in leads:

@@ -16,6 +16,7 @@ from application.conversations.messages import contact_lead, reachable_lead, ret
 from application.conversations.providers import CallUpdate
 from application.ports import ReadModels
 from application.store import CrmApplication
+from application.work.assignment import route_new_lead
 from domain.call import Call
 from domain.errors import InvalidValueError, NotFoundError
 from domain.integrations import VOIP
@@ -115,7 +116,9 @@ def record_call_update(
         if call is None:
             return None
         _apply(call, update, actor)
-        saved = [a for a in (lead, call) if a is not None and a.pending_events]
+        # a new caller's lead goes through the assignment rules, in the same commit
+        rules = route_new_lead(app, read_models, lead, actor=actor) if lead else None
+        saved = [a for a in (lead, call, rules) if a is not None and a.pending_events]
         position = app.commit(*saved) if saved else 0
         return CallRecorded(call_id=call.id, lead_id=call.lead_id, position=position)
 

@@ -25,6 +25,7 @@ from application.conversations.providers import InboundMessage, MessageStatusUpd
 from application.permissions import check_lead_owner
 from application.ports import ReadModels
 from application.store import CrmApplication
+from application.work.assignment import route_new_lead
 from domain.conversation import Conversation
 from domain.errors import InvalidValueError, NotFoundError, RuleViolationError, VersionConflictError
 from domain.integrations import VOIP, WHATSAPP, ProviderConfig
@@ -235,7 +236,9 @@ def receive_message(
             contact_name=message.contact_name,
             actor=actor,
         )
-        saved = [a for a in (lead, conversation) if a is not None and a.pending_events]
+        # a new contact's lead goes through the assignment rules, in the same commit
+        rules = route_new_lead(app, read_models, lead, actor=actor) if lead else None
+        saved = [a for a in (lead, conversation, rules) if a is not None and a.pending_events]
         position = app.commit(*saved)
         return Received(
             conversation_id=cid,

@@ -27,7 +27,9 @@ from application.ports import (
     UserRepository,
 )
 from application.store import CrmApplication
+from application.work.assignment import member_left
 from domain import values as v
+from domain.base import TenantAggregate
 from domain.errors import DomainError, InvalidValueError
 from domain.organization import Organization
 from domain.pipeline import Pipeline
@@ -367,10 +369,12 @@ def deactivate(
     """Leave every organization (refused as a whole if one would lose its last admin), then
     close the account: no login, no refresh."""
     orgs = [app.load(Organization, org_id, org_id) for org_id in organization_ids]
+    rules: list[TenantAggregate] = []
     for org in orgs:
         if org.role_of(user_id) is not None:
             org.remove_member(user_id, actor=actor)
-    position = app.commit(*orgs)
+            rules += member_left(app, org.id, user_id, actor=actor)
+    position = app.commit(*orgs, *rules)
     at = now()
     users.update(user_id, deactivated_at=at)
     store.revoke_families_of(user_id, at)

@@ -14,6 +14,7 @@ from application.store import CrmApplication
 from domain.errors import ForeignAggregateError, NotFoundError
 from domain.security import CROSS_ORGANIZATION, PLATFORM, UNKNOWN_ID, SecurityIncident
 from domain.values import Actor
+from projections.assignment_rules import rm_assignment_rules
 from projections.directory import rm_members
 from projections.leads import rm_stages
 from projections.notifications import rm_notifications
@@ -23,6 +24,7 @@ _INNER_IDS = {
     "stage": (rm_stages, rm_stages.c.stage_id),
     "member": (rm_members, rm_members.c.user_id),
     "notification": (rm_notifications, rm_notifications.c.notification_id),
+    "assignment_rule": (rm_assignment_rules, rm_assignment_rules.c.rule_id),
 }
 
 

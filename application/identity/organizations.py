@@ -22,6 +22,7 @@ from application.identity.accounts import (
 )
 from application.ports import EmailTakenError, Mailer, PasswordHasher, UserRecord, UserRepository
 from application.store import CrmApplication
+from application.work.assignment import member_left, retried
 from domain import values as v
 from domain.errors import InvalidValueError, NotFoundError, VersionConflictError
 from domain.organization import Organization, parse_role
@@ -255,9 +256,14 @@ def change_member_role(app: CrmApplication, user_id: UUID, role: str, ctx: Ctx) 
 
 
 def remove_member(app: CrmApplication, user_id: UUID, ctx: Ctx) -> Written:
-    org = app.load(Organization, ctx.organization_id, ctx.organization_id)
-    org.remove_member(user_id, actor=ctx.actor)
-    return Written(id=org.id, version=org.version, position=app.commit(org))
+    def attempt() -> Written:
+        org = app.load(Organization, ctx.organization_id, ctx.organization_id)
+        org.remove_member(user_id, actor=ctx.actor)
+        # they leave every assignment rule in the same commit: no lead is routed to them after
+        rules = member_left(app, ctx.organization_id, user_id, actor=ctx.actor)
+        return Written(id=org.id, version=org.version, position=app.commit(org, *rules))
+
+    return retried(ctx.organization_id, attempt)
 
 
 def role_in(app: CrmApplication, organization_id: UUID, user_id: UUID) -> Role | None:

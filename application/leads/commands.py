@@ -10,7 +10,9 @@ import msgspec
 
 from application.context import Ctx, Written
 from application.permissions import capture_assignee, check_lead_owner
+from application.ports import ReadModels
 from application.store import CrmApplication
+from application.work.assignment import capture_routed
 from domain.errors import (
     InvalidValueError,
     NotFoundError,
@@ -88,10 +90,16 @@ def _written(app: CrmApplication, lead: Lead) -> Written:
 
 
 def capture_lead(
-    app: CrmApplication, cmd: CaptureLead, ctx: Ctx, *, lead_id: UUID | None = None
+    app: CrmApplication,
+    cmd: CaptureLead,
+    ctx: Ctx,
+    *,
+    lead_id: UUID | None = None,
+    read_models: ReadModels | None = None,
 ) -> Written:
     """Capture a lead; `lead_id` (an import's deterministic id) makes a second capture of the
-    same row a version conflict instead of a duplicate."""
+    same row a version conflict instead of a duplicate. A lead arriving without an assignee
+    goes through the organization's assignment rules (least-open counts need `read_models`)."""
     assignee = capture_assignee(ctx, cmd.assigned_to)
     pipeline = _pipeline(app, ctx)
     if cmd.stage_id is None:
@@ -113,6 +121,9 @@ def capture_lead(
         actor=ctx.actor,
         id=lead_id,
     )
+    if assignee is None:  # the assignment rules may assign it, in the same commit
+        lead, position = capture_routed(app, read_models, lead, actor=ctx.actor)
+        return Written(id=lead.id, version=lead.version, position=position)
     return _written(app, lead)
 
 

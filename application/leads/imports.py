@@ -46,6 +46,7 @@ from application.leads.spreadsheet import (
     text_of,
 )
 from application.permissions import NotPermittedError
+from application.ports import ReadModels
 from application.store import CrmApplication
 from domain.errors import (
     DomainError,
@@ -124,10 +125,16 @@ class _Tally:
 
 
 def import_leads(
-    app: CrmApplication, spool: Spool, request: ImportRequest, ctx: Ctx
+    app: CrmApplication,
+    spool: Spool,
+    request: ImportRequest,
+    ctx: Ctx,
+    *,
+    read_models: ReadModels | None = None,
 ) -> ImportReport:
     """Read the spooled file twice: once to check its shape and count its rows (nothing is
-    written if that fails), once to check or capture row by row."""
+    written if that fails), once to check or capture row by row (a row without an assignee
+    through the assignment rules; their least-open counts need `read_models`)."""
     encoding = choose_encoding(spool, request.encoding)
     lay, count = _survey(spool, encoding, request)
     started: LeadImport | None = None
@@ -145,7 +152,7 @@ def import_leads(
         app.commit(started)
     tally = _Tally()
     with closing(_rows(spool, lay)) as rows:  # closed here, even when the run stops early
-        _Rows(app, ctx, lay, tally, dry_run=request.dry_run).run(rows)
+        _Rows(app, ctx, lay, tally, dry_run=request.dry_run, read_models=read_models).run(rows)
     position = 0
     if started is not None:
         started.finish(
@@ -238,9 +245,17 @@ class _Rows:
     """Turns rows into captures (or checks of them) on a pool of workers, counting outcomes."""
 
     def __init__(
-        self, app: CrmApplication, ctx: Ctx, lay: Layout, tally: _Tally, *, dry_run: bool
+        self,
+        app: CrmApplication,
+        ctx: Ctx,
+        lay: Layout,
+        tally: _Tally,
+        *,
+        dry_run: bool,
+        read_models: ReadModels | None = None,
     ) -> None:
         self.app, self.ctx, self.lay, self.tally, self.dry_run = app, ctx, lay, tally, dry_run
+        self.read_models = read_models
         self.pipeline = _pipeline(app, ctx)
         self.planner = RowPlanner(app, ctx, lay, self.pipeline)
         #: lead ids seen in this file (a dry run has no store to tell it a row repeats)
@@ -322,7 +337,13 @@ class _Rows:
         self.tally.count("created")
 
     def _capture(self, planned: _Planned) -> None:
-        capture_lead(self.app, planned.command, self.ctx, lead_id=planned.lead_id)
+        capture_lead(
+            self.app,
+            planned.command,
+            self.ctx,
+            lead_id=planned.lead_id,
+            read_models=self.read_models,
+        )
 
     def _check(self, planned: _Planned) -> None:
         check_capture(self.app, self.ctx, self.pipeline, planned.command, planned.lead_id)

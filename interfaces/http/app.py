@@ -40,6 +40,7 @@ from interfaces.http.problems import EXCEPTION_HANDLERS
 from interfaces.http.ratelimit import RateLimiter
 from interfaces.http.requestlog import RequestLog
 from interfaces.http.stream import LiveController, live_socket
+from interfaces.http.work.assignment_rules import AssignmentRuleController
 from interfaces.http.work.notifications import NotificationController
 from interfaces.http.work.settings import WorkSettingsController
 from interfaces.http.work.tasks import TaskController
@@ -105,6 +106,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             TemplateController,
             TaskController,
             NotificationController,
+            AssignmentRuleController,
             health,
             *OPERATIONS_HANDLERS,
             LiveController,

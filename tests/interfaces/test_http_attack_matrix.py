@@ -52,6 +52,11 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/crm/tasks/{task_id}"): {"title": "Taken over"},
     ("PUT", "/crm/templates/{template_id}"): {"name": "Taken over"},
     ("POST", "/crm/templates/{template_id}/use"): {"lead_id": "{lead_id}"},
+    ("PUT", "/crm/assignment-rules/{rule_id}"): {
+        "name": "Taken over",
+        "strategy": "round_robin",
+        "members": ["00000000-0000-4000-8000-000000000001"],
+    },
 }
 BODILESS_TASK_VERBS = {
     ("POST", f"/crm/tasks/{{task_id}}/{v}") for v in ("complete", "reopen", "cancel")
@@ -104,6 +109,7 @@ class Scene:
             acme.get("/api-keys").json(),
             acme.get(f"/crm/tasks/{self.ids['task_id']}").json(),
             acme.get("/crm/templates").json(),
+            acme.get("/crm/assignment-rules").json(),
             [row for row in audit if row["event_type"] != INCIDENT],
         )
 
@@ -129,6 +135,8 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
     lead = acme.capture(full_name="Acme secret", company="Acme Co")["id"]
     member = add_member(services, acme, "sales", name="Acme seller")
     key = acme.post("/api-keys", json={"name": "acme", "scopes": ["leads:read"]}).json()
+    rule = {"name": "Acme rule", "strategy": "member", "members": [member.user_id]}
+    rule_id = acme.post("/crm/assignment-rules", json=rule).json()["id"]
     rival = register(client, "Rival")
     attackers = {"admin": rival} | {
         role: add_member(services, rival, role, name=f"Rival {role}") for role in ROLES[1:]
@@ -158,6 +166,7 @@ def scene(client: TestClient[Any], services: Any) -> Scene:
         "stage_id": acme.stages()[1]["id"],
         "user_id": member.user_id,
         "key_id": key["id"],
+        "rule_id": rule_id,
         "aggregate_id": lead,
         "id": lead,
     }

@@ -50,6 +50,9 @@ _LEAD_ROUTES = {
 }
 
 
+_RULE = {"name": "r", "strategy": "member", "members": [NOBODY]}
+
+
 def _permission(route: Route) -> Permission:
     return _LEAD_ROUTES.get((route.method, route.path), P.LEADS_WRITE)
 
@@ -134,6 +137,12 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("PUT", "/notifications/preferences", {"task_due": {"in_app": True, "email": True}}),
         P.ORGANIZATION_READ,
     ),
+    (Route("GET", "/crm/assignment-rules"), P.ORGANIZATION_READ),
+    (Route("GET", f"/crm/assignment-rules/{NOBODY}"), P.ORGANIZATION_READ),
+    (Route("POST", "/crm/assignment-rules", _RULE), P.WORK_CONFIGURE),
+    (Route("PUT", "/crm/assignment-rules/order", {"rule_ids": []}), P.WORK_CONFIGURE),
+    (Route("PUT", f"/crm/assignment-rules/{NOBODY}", _RULE), P.WORK_CONFIGURE),
+    (Route("DELETE", f"/crm/assignment-rules/{NOBODY}"), P.WORK_CONFIGURE),
 ]
 
 
@@ -146,6 +155,7 @@ def test_every_guarded_route_names_exactly_one_permission_and_is_tested_here(
     names |= {"{aggregate_id:uuid}": "{lead}", "{template_id:uuid}": NOBODY}
     names |= {"{aggregate_id:uuid}": "{lead}", "{task_id:uuid}": NOBODY}
     names |= {"{aggregate_id:uuid}": "{lead}", "{notification_id:uuid}": NOBODY}
+    names |= {"{aggregate_id:uuid}": "{lead}", "{rule_id:uuid}": NOBODY}
     guarded = set()
     for route in client.app.routes:
         for handler in getattr(route, "route_handlers", []):

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from domain.assignment import AssignmentRules, RuleSpec
 from domain.lead import Lead
 from domain.organization import Organization
 from domain.pipeline import Pipeline
@@ -58,15 +59,32 @@ def write_tasks(services: Services) -> None:
     services.app.commit(*tasks)
 
 
+def write_rules(services: Services) -> None:
+    """An organization whose assignment rules were added, renamed and removed."""
+    owner = uuid4()
+    org = Organization.register(name="Rules", owner_user_id=owner, actor=ACTOR)
+    rules = AssignmentRules.start(org.id, actor=ACTOR)
+    specs = [
+        RuleSpec.parse(name=n, enabled=True, conditions={}, strategy="member", members=[owner])
+        for n in ("kept", "gone", "renamed")
+    ]
+    kept, gone = rules.add(specs[0], actor=ACTOR), rules.add(specs[1], actor=ACTOR)
+    rules.change(kept, specs[2], actor=ACTOR)
+    rules.remove(gone, actor=ACTOR)
+    services.app.commit(org, rules)
+
+
 def projected(services: Services) -> int:
     """Three organizations' leads and pipelines, three more with conversations and calls, one
-    with templates, one with tasks, one with response SLA clocks, one with notifications."""
+    with templates, one with tasks, one with response SLA clocks, one with notifications, one
+    with assignment rules."""
     write_history(services)
     write_conversations(services)
     write_templates(services)
     write_tasks(services)
     write_sla_history(services.app)
     write_notifications(services)
+    write_rules(services)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 

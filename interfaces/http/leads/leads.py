@@ -67,8 +67,9 @@ class LeadController(Controller):
         ctx: CtxDep,
         services: ServicesDep,
     ) -> Written:
-        """Capture a new lead into an open stage (the first one by default)."""
-        return cmds.capture_lead(services.app, data, ctx)
+        """Capture a new lead into an open stage (the first one by default). Without
+        `assigned_to` (from an admin, a manager or a key) the assignment rules may assign it."""
+        return cmds.capture_lead(services.app, data, ctx, read_models=services)
 
     @get("/", opt=READ, sync_to_thread=True, operation_id="listLeads")
     def list(

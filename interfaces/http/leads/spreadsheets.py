@@ -106,7 +106,10 @@ class LeadSpreadsheetController(Controller):
             )
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                None, partial(imports.import_leads, services.app, spool, request_, ctx)
+                None,
+                partial(
+                    imports.import_leads, services.app, spool, request_, ctx, read_models=services
+                ),
             )
         except ImportTooLargeError as error:
             raise HTTPException(status_code=413, detail=str(error)) from None
