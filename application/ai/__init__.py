@@ -1,0 +1,1 @@
+"""AI: message analysis, the qualification assistant, lead scores (OpenAI or the offline model)."""
