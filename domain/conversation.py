@@ -49,6 +49,8 @@ class Conversation(TenantAggregate):
     awaiting_reply_to: UUID | None
     #: the waiting message whose SLA breach is recorded
     breached_for: UUID | None
+    #: inbound messages whose analysis is recorded
+    analysed: set[UUID]
 
     def __init__(self) -> None:
         """State is set by the creation event's apply(); fields are declared for typing."""
@@ -71,6 +73,7 @@ class Conversation(TenantAggregate):
             c.erased = False
             c.awaiting_reply_to = None
             c.breached_for = None
+            c.analysed = set()
 
     class MessageReceived(TenantAggregate.Event):
         # v2 names the lead (the subject of the sealed text); v1 events were stored in clear
@@ -150,6 +153,27 @@ class Conversation(TenantAggregate):
 
         def apply(self, c: Conversation) -> None:
             c.breached_for = self.message_id
+
+    class MessageAnalysed(TenantAggregate.Event):
+        """A model read the inbound message `message_id`: once per message. The summary is the
+        lead's personal data (sealed with the lead's key, like the message's text)."""
+
+        lead_id: UUID
+        message_id: UUID
+        sentiment: float
+        confidence: float
+        urgency: int
+        intent: str
+        summary: str
+        language: str
+        model: str
+        tokens_in: int
+        tokens_out: int
+
+        def apply(self, c: Conversation) -> None:
+            if getattr(c, "analysed", None) is None:  # state from before analyses existed
+                c.analysed = set()
+            c.analysed.add(self.message_id)
 
     class Closed(TenantAggregate.Event):
         def apply(self, c: Conversation) -> None:
@@ -339,6 +363,48 @@ class Conversation(TenantAggregate):
             deadline=deadline,
             sla_minutes=sla_minutes,
             assignee_id=assignee_id,
+            actor=actor,
+        )
+        return True
+
+    def record_analysis(
+        self,
+        message_id: UUID,
+        *,
+        sentiment: float,
+        confidence: float,
+        urgency: int,
+        intent: str,
+        summary: str,
+        language: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        actor: Actor,
+    ) -> bool:
+        """Record a message's analysis; False (nothing recorded) if the message is not one of
+        this conversation's inbound messages, is analysed already, or the contact was erased."""
+        if self.statuses.get(message_id) != "received" or self.erased:
+            return False
+        if message_id in (getattr(self, "analysed", None) or ()):
+            return False
+        if not -1.0 <= sentiment <= 1.0 or not 0.0 <= confidence <= 1.0:
+            raise InvalidValueError("sentiment", "sentiment is -1..1 and confidence 0..1")
+        if not 0 <= urgency <= 100:
+            raise InvalidValueError("urgency", "must be 0..100")
+        self.trigger_event(
+            self.MessageAnalysed,
+            lead_id=self.lead_id,
+            message_id=message_id,
+            sentiment=float(sentiment),
+            confidence=float(confidence),
+            urgency=int(urgency),
+            intent=v.text("intent", intent, max_length=40),
+            summary=v.text("summary", summary[:1000], max_length=1000, required=False),
+            language=v.text("language", language, max_length=20, required=False),
+            model=v.text("model", model, max_length=200),
+            tokens_in=max(0, int(tokens_in)),
+            tokens_out=max(0, int(tokens_out)),
             actor=actor,
         )
         return True

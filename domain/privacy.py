@@ -64,6 +64,7 @@ PERSONAL_DATA: dict[str, PersonalFields] = {
     "Conversation.Resumed": PersonalFields("lead_id", (("contact",),)),
     "Conversation.MessageReceived": PersonalFields("lead_id", (("text",), ("contact_name",))),
     "Conversation.MessageSent": PersonalFields("lead_id", (("text",), ("template_variables", "*"))),
+    "Conversation.MessageAnalysed": PersonalFields("lead_id", (("summary",),)),
     "Call.Started": PersonalFields("lead_id", (("from_number",), ("to_number",))),
     "Organization.InvitationSent": PersonalFields("invitation_id", (("email",),)),
     # a failed login names the email tried (a user's, or nobody's): sealed per incident

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from application.ai.ports import MessageAnalyzer
 from application.conversations.providers import ProviderFactory, SecretBox
 from application.ports import Mailer
 from application.store import CrmApplication
@@ -29,6 +31,8 @@ from interfaces.timers import TimerWorker, jobs_for
 from interfaces.users import SqlAccountTokens, SqlUserRepository
 from projections.registry import all_projectors
 from projections.runner import ProjectionRunner, read_positions
+
+log = logging.getLogger(__name__)
 
 
 class Services:
@@ -55,6 +59,7 @@ class Services:
         secret_box: SecretBox | None = None,
         providers: ProviderFactory | None = None,
         redis: RedisCircuit | None = None,
+        analyzer: MessageAnalyzer | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -73,6 +78,8 @@ class Services:
         self._providers = providers
         #: whether Redis answers, shared by its users here (None: CRM_REDIS_URL unset)
         self.redis = redis
+        #: what reads inbound messages (None: no analyzer, the analysis policy is not run)
+        self.analyzer = analyzer
         self._started = False
         self.outbox: OutboxWorker | None = None
         self.timers: TimerWorker | None = None
@@ -196,6 +203,27 @@ def projector_batch_setup(settings: Settings) -> Callable[[Connection], None] | 
     return no_fsync_wait
 
 
+_analyzer_missing_logged = False
+
+
+def build_analyzer() -> MessageAnalyzer | None:
+    """The message analyzer: the offline one until a model is configured. None (logged once
+    per process) while `application.ai.offline` does not exist yet: messages then wait in the
+    analysis queue and are analysed once an analyzer runs."""
+    global _analyzer_missing_logged
+    try:
+        from application.ai.offline import (  # type: ignore[import-not-found,unused-ignore]
+            OfflineAnalyzer,
+        )
+    except ImportError:
+        if not _analyzer_missing_logged:
+            _analyzer_missing_logged = True
+            log.warning("no message analyzer (application.ai.offline): analysis not started")
+        return None
+    analyzer: MessageAnalyzer = OfflineAnalyzer()
+    return analyzer
+
+
 def build_app(settings: Settings, engine: Engine) -> CrmApplication:
     """The event store, sealing personal data with keys kept in `engine`'s database."""
     return CrmApplication(
@@ -240,4 +268,5 @@ def build_services(settings: Settings, *, with_runner: bool | None = None) -> Se
         mailer=build_mailer(email),
         email=email,
         redis=redis,
+        analyzer=build_analyzer(),
     )

@@ -42,7 +42,23 @@ def jobs_for(services: Services) -> list[Job]:
         Job("task_reminders", reminders.run),
         Job("response_sla", ResponseSlaTimer(services.app, services.engine).run),
         notification_emails_job(services),
+        *message_analysis_jobs(services),
     ]
+
+
+def message_analysis_jobs(services: Services) -> list[Job]:
+    """Analyse inbound messages (`when_message_received_analyse`) when there is an analyzer.
+
+    A timer job rather than a thread of its own: the queue's rows wait in a table as the
+    deadlines do, a round a second is soon enough for an analysis that is never in the
+    webhook's request, and the timers' loop already survives restarts and failing rounds.
+    """
+    if services.analyzer is None:
+        return []
+    from application.ai.analysis import MessageAnalysisPolicy
+
+    policy = MessageAnalysisPolicy(services.app, services.engine, services.analyzer)
+    return [Job("message_analysis", policy.run)]
 
 
 def notification_emails_job(services: Services) -> Job:

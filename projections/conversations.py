@@ -39,6 +39,8 @@ from projections.base import (
 from projections.leads import rm_leads
 
 PREVIEW = 200
+#: sentiments kept per conversation for its trend, oldest first
+TREND = 10
 
 rm_conversations = sa.Table(
     "rm_conversations",
@@ -61,6 +63,10 @@ rm_conversations = sa.Table(
     sa.Column("waiting_since", UtcDateTime),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("message_count", sa.Integer, nullable=False),
+    # the latest analysed inbound message's sentiment and urgency, and the last TREND sentiments
+    sa.Column("latest_sentiment", sa.Float),
+    sa.Column("latest_urgency", sa.Integer),
+    sa.Column("sentiment_trend", JSONType),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 sa.Index(
@@ -95,6 +101,11 @@ rm_messages = sa.Table(
     sa.Column("contact_name", sa.String(200)),
     sa.Column("occurred_at", UtcDateTime, nullable=False),
     sa.Column("status_changed_at", UtcDateTime, nullable=False),
+    # an inbound message's analysis (None until it is analysed); the summary is personal data
+    sa.Column("sentiment", sa.Float),
+    sa.Column("urgency", sa.Integer),
+    sa.Column("intent", sa.String(40)),
+    sa.Column("summary", sa.Text),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Index(
         "ix_rm_messages_conversation",
@@ -108,7 +119,13 @@ rm_messages = sa.Table(
 
 CONVERSATION_EVENTS = frozenset(
     f"Conversation.{n}"
-    for n in ("Started", "MessageReceived", "MessageSent", "MessageStatusChanged")
+    for n in (
+        "Started",
+        "MessageReceived",
+        "MessageSent",
+        "MessageStatusChanged",
+        "MessageAnalysed",
+    )
 ) | frozenset(f"Conversation.{n}" for n in ("HandedOff", "Closed", "ContactErased", "Resumed"))
 ASSIGNEE_EVENTS = frozenset({"Lead.Captured", "Lead.Assigned"})
 #: lead events that reach the lead's conversations
@@ -240,6 +257,8 @@ class _Work:
             elif isinstance(e, Conversation.MessageStatusChanged):
                 messages.add((e.organization_id, e.message_id))
             else:
+                if isinstance(e, Conversation.MessageAnalysed):
+                    messages.add((e.organization_id, e.message_id))
                 ids.add(key)
                 if isinstance(e, Conversation.Resumed):
                     started.add((e.organization_id, e.lead_id))
@@ -277,7 +296,9 @@ class _Work:
         row = self.conversations.get(e.organization_id, e.originator_id)
         if row is None:  # defensive: a conversation whose start this model never saw
             return
-        if isinstance(e, Conversation.MessageReceived | Conversation.MessageSent):
+        if isinstance(e, Conversation.MessageAnalysed):
+            self._analysed(row, e, env.position)
+        elif isinstance(e, Conversation.MessageReceived | Conversation.MessageSent):
             self._message(row, e, env.position)
             if isinstance(e, Conversation.MessageReceived):
                 row["status"] = "open"  # the contact writing again reopens a closed conversation
@@ -317,6 +338,7 @@ class _Work:
                 text=erased(m["text"]),
                 contact_name=erased(m["contact_name"]),
                 template_variables={k: erased(v) for k, v in m["template_variables"].items()},
+                summary=erased(m["summary"]),
             )
             self.messages.touch(m, position)
         for key in self.by_lead.get((org, lead_id), ()):
@@ -344,6 +366,9 @@ class _Work:
             "waiting_since": None,
             "started_at": e.timestamp,
             "message_count": 0,
+            "latest_sentiment": None,
+            "latest_urgency": None,
+            "sentiment_trend": None,  # until the first analysis, as on rows older than it
             "position": position,
         }
         self.conversations.add(row)
@@ -370,6 +395,10 @@ class _Work:
                 "contact_name": e.contact_name if inbound else None,
                 "occurred_at": at,
                 "status_changed_at": e.timestamp,
+                "sentiment": None,
+                "urgency": None,
+                "intent": None,
+                "summary": None,
                 "position": position,
             }
         )
@@ -388,6 +417,20 @@ class _Work:
             row["waiting_since"] = at if waiting is None else min(waiting, at)
         else:
             row.update(unread_count=0, waiting_since=None)
+
+    def _analysed(
+        self, row: dict[str, Any], e: Conversation.MessageAnalysed, position: int
+    ) -> None:
+        """The message's analysis; the conversation's latest values follow the log's order of
+        analyses (the order they were recorded in), and its trend keeps the last TREND."""
+        message = self.messages.get(e.organization_id, e.message_id)
+        if message is not None:
+            message.update(
+                sentiment=e.sentiment, urgency=e.urgency, intent=e.intent, summary=e.summary
+            )
+            self.messages.touch(message, position)
+        trend = [*(row["sentiment_trend"] or []), round(e.sentiment, 4)][-TREND:]
+        row.update(latest_sentiment=e.sentiment, latest_urgency=e.urgency, sentiment_trend=trend)
 
     def _status_changed(self, e: Conversation.MessageStatusChanged, position: int) -> None:
         message = self.messages.get(e.organization_id, e.message_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.analysis_queue import AnalysisQueueProjector
 from projections.analytics import AnalyticsProjector
 from projections.assignment_rules import AssignmentRulesProjector
 from projections.audit import AuditProjector
@@ -35,4 +36,5 @@ def all_projectors() -> list[Projector]:
         # reads the conversations model (a handed-off conversation's lead): after it
         NotificationsProjector(),
         AssignmentRulesProjector(),
+        AnalysisQueueProjector(),
     ]

@@ -80,6 +80,7 @@ ASSIGNED_BY_RULE = "Assigned by an assignment rule"
 SOURCE_ACTIVITY = {
     "Conversation.MessageReceived": ("message_received", "Message received", "conversation_id"),
     "Conversation.MessageSent": ("message_sent", "Message sent", "conversation_id"),
+    "Conversation.MessageAnalysed": ("message_analysed", "Message analysed", "conversation_id"),
     "Call.Ended": ("call_ended", "Call ended", "call_id"),
     "Call.RecordingAttached": ("call_recording", "Call recording attached", "call_id"),
 }

@@ -63,6 +63,16 @@ NOT_COMPARED: dict[str, tuple[str, ...]] = {
         "last_error",
         "updated_at",
     ),
+    # analysis state: the analysis policy claims rows and settles them (skipped, retried, an
+    # error); the projector only creates rows and settles those whose analysis is in the log
+    "ai_analysis_queue": (
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "claim_token",
+        "last_error",
+        "updated_at",
+    ),
 }
 
 

@@ -39,6 +39,11 @@ class ConversationView(msgspec.Struct, frozen=True):
     waiting_since: datetime | None
     message_count: int
     started_at: datetime
+    #: the latest analysed inbound message's sentiment (-1..1) and urgency (0..100)
+    latest_sentiment: float | None = None
+    latest_urgency: int | None = None
+    #: the last analysed sentiments, oldest first
+    sentiment_trend: list[float] = []
 
 
 class MessageView(msgspec.Struct, frozen=True):
@@ -56,6 +61,11 @@ class MessageView(msgspec.Struct, frozen=True):
     contact_name: str | None
     occurred_at: datetime
     status_changed_at: datetime
+    #: an inbound message's analysis (None until analysed)
+    sentiment: float | None = None
+    urgency: int | None = None
+    intent: str | None = None
+    summary: str | None = None
 
 
 class CallView(msgspec.Struct, frozen=True):
@@ -136,6 +146,9 @@ def _conversation(r: Any) -> ConversationView:
         waiting_since=r["waiting_since"],
         message_count=r["message_count"],
         started_at=r["started_at"],
+        latest_sentiment=r["latest_sentiment"],
+        latest_urgency=r["latest_urgency"],
+        sentiment_trend=list(r["sentiment_trend"] or []),
     )
 
 
