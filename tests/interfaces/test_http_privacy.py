@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
+from application.ai.analysis import RECORDED, analyse_message
 from application.audit.chain import verify
 from application.conversations import calls
 from application.conversations import messages as conversations
@@ -27,6 +28,7 @@ from interfaces.database import WalCheckpoint
 from interfaces.privacy import subject_keys
 from interfaces.services import Services
 from projections.registry import all_projectors
+from tests.support.analysis import LengthAnalyzer
 from tests.support.api import Tenant, add_member, assert_problem, register
 
 # the person of each test; unique per test (the fixture below), since on PostgreSQL the tests
@@ -39,6 +41,7 @@ CPF = "123.456.789-09"
 NOTE = "Prefere contato depois das 18h, mora em Pinheiros"
 INBOUND = "Oi, quero saber o preço do plano anual"
 REPLY = "Claro! Te mando a proposta hoje"
+SUMMARY = "Quer o preço do plano anual, Pinheiros"  # an analysis's summary (AI)
 NEEDLES: tuple[str, ...] = ()
 PROVIDER = conversations.provider_actor("business_api")
 
@@ -56,6 +59,7 @@ def someone_new(monkeypatch: pytest.MonkeyPatch) -> None:
         "NOTE": f"Prefere contato depois das 18h, mora em Pinheiros ({token})",
         "INBOUND": f"Oi, quero saber o preço do plano anual ({token})",
         "REPLY": f"Claro! Te mando a proposta hoje ({token})",
+        "SUMMARY": f"Quer o preço do plano anual, Pinheiros ({token})",
     }
     for name, value in person.items():
         monkeypatch.setattr(sys.modules[__name__], name, value)
@@ -107,6 +111,14 @@ def _person(services: Services, owner: Tenant) -> UUID:
     )
     assert received.lead_id == lead_id  # found by the number
     owner.position = max(owner.position, received.position)
+    analysed = analyse_message(
+        services.app,
+        LengthAnalyzer(summary=SUMMARY),
+        organization_id=org,
+        conversation_id=received.conversation_id,
+        message_id=received.message_id,
+    )
+    assert analysed == RECORDED
     sent = owner.post(f"/crm/leads/{lead_id}/messages", json={"text": REPLY})
     assert sent.status_code in (200, 201, 202), sent.text
     update = CallUpdate(
@@ -227,7 +239,8 @@ def test_export_gathers_everything_held_about_the_person_and_is_recorded(
         assert {"rm_leads", "rm_messages", "rm_calls", "rm_conversations"} <= set(tables)
         assert {"rm_lead_timeline", "rm_audit_events"} <= set(tables)
         text = json.dumps(document, ensure_ascii=False)
-        for needle in (NAME, EMAIL, CPF, NOTE, INBOUND, REPLY):
+        assert "Conversation.MessageAnalysed" in types
+        for needle in (NAME, EMAIL, CPF, NOTE, INBOUND, REPLY, SUMMARY):
             assert needle in text
         assert other["id"] not in text and "Someone Else" not in text
     trail = owner.get("/audit/events", params={"event_type": "PersonalDataExport.Made"}).json()
