@@ -29,6 +29,7 @@ from tests.projections.test_conversations_projection import write_conversations
 from tests.projections.test_notifications_projection import write_notifications
 from tests.projections.test_runner import ACTOR, runner_for, write_history
 from tests.projections.test_template_stats import write_templates
+from tests.support.analysis import write_analyses
 from tests.support.sla import write_sla_history
 
 fresh = test_runner.fresh  # services on a database of their own, on each backend
@@ -77,7 +78,7 @@ def write_rules(services: Services) -> None:
 def projected(services: Services) -> int:
     """Three organizations' leads and pipelines, three more with conversations and calls, one
     with templates, one with tasks, one with response SLA clocks, one with notifications, one
-    with assignment rules."""
+    with assignment rules, one with analysed messages."""
     write_history(services)
     write_conversations(services)
     write_templates(services)
@@ -85,6 +86,7 @@ def projected(services: Services) -> int:
     write_sla_history(services.app)
     write_notifications(services)
     write_rules(services)
+    write_analyses(services.app)
     runner_for(services, batch=7).catch_up()  # other batch limits than the rebuild's
     return services.app.recorder.max_notification_id() or 0
 

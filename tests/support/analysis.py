@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from application.ai.ports import INTENTS, MessageAnalysis
 
@@ -44,3 +45,40 @@ class LengthAnalyzer:
 
 def _fields(result: MessageAnalysis) -> dict[str, object]:
     return {name: getattr(result, name) for name in result.__struct_fields__}
+
+
+def write_analyses(app: Any) -> None:
+    """An organization's conversations with analysed and unanalysed messages, one erased later
+    (for the read models' verification against the log)."""
+    from datetime import UTC, datetime, timedelta
+    from uuid import uuid4
+
+    from domain.conversation import Conversation
+    from domain.values import Actor
+
+    provider, system = Actor("provider", "whatsapp"), Actor("system", "ai_analysis")
+    org, at = uuid4(), datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    for n in range(2):
+        chat = Conversation.start(
+            organization_id=org,
+            lead_id=uuid4(),
+            channel="whatsapp",
+            contact=f"+55 11 90000-000{n}",
+            actor=provider,
+        )
+        texts = ["hello", "is it ready?!", "still waiting!!", "thanks"]
+        for i, text in enumerate(texts):
+            message = chat.receive(
+                provider_message_id=f"wamid.{n}.{i}",
+                provider_type="business_api",
+                text=text,
+                sent_at=at + timedelta(minutes=i),
+                actor=provider,
+            )
+            if i < 3:  # the last one waits for its analysis
+                reading = expected(text, texts[:i])
+                chat.record_analysis(message, **_fields(reading), actor=system)  # type: ignore[arg-type]
+            app.commit(chat)
+        if n:
+            chat.erase_contact(actor=system)
+            app.commit(chat)
