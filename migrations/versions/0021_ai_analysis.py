@@ -6,7 +6,7 @@ internal work queue like the outbox (0007): no row-level security, nothing grant
 crm_reader.
 
 Revision ID: 0021_ai_analysis
-Revises: 0020_assignment_rules
+Revises: 0020_assignment_rules, 0005_conversations_calls
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0021_ai_analysis"
-down_revision = "0020_assignment_rules"
+# also merges the conversations branch (rm_messages, rm_conversations), not an ancestor of 0020
+down_revision = ("0020_assignment_rules", "0005_conversations_calls")
 branch_labels = None
-# rm_messages and rm_conversations come from the conversations branch, not an ancestor of 0020
-depends_on = "0005_conversations_calls"
+depends_on = None
 
 TIME = sa.DateTime(timezone=True)
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
