@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -27,6 +27,7 @@ from application.ai.ports import MessageAnalysis
 from application.conversations.messages import CHANNEL, conversation_id
 from domain.conversation import Conversation
 from interfaces.services import Services
+from interfaces.timers import jobs_for
 from projections.registry import all_projectors
 from tests.support.analysis import LengthAnalyzer, expected
 from tests.support.api import Tenant, cheap_hashing, register  # noqa: F401
@@ -268,3 +269,55 @@ def test_another_organization_neither_sees_nor_analyses_this_ones_messages(
     mine = acme.get(f"/crm/conversations/{acme_chat}/messages").json()["items"]
     assert mine[0]["summary"] == expected("acme's secret plan!").summary
     assert "globex" not in str(acme.get("/crm/conversations").json())
+
+
+def test_the_timers_analyse_messages_only_when_there_is_an_analyzer(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    cloud_setup(acme)
+    services.analyzer = None  # the composition root found no analyzer module
+    assert "message_analysis" not in [job.name for job in jobs_for(services)]
+    services.analyzer = LengthAnalyzer()
+    (job,) = [job for job in jobs_for(services) if job.name == "message_analysis"]
+    chat_id = deliver(client, acme, sender_number(), ["hello?"])
+    caught_up(services, acme)
+
+    while job.run(datetime.now(UTC)):
+        pass
+
+    assert len(analyses(services, chat_id)) == 1
+
+
+class Flaky:
+    """Fails its first `failures` calls (a model that is away), then answers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def analyse(self, text: str, *, context: Any = ()) -> MessageAnalysis:
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("the model did not answer")
+        return expected(text, context)
+
+
+def test_a_failing_analyzer_leaves_the_message_to_a_later_round(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    cloud_setup(acme)
+    chat_id = deliver(client, acme, sender_number(), ["are you open today?"])
+    caught_up(services, acme)
+    analyzer = Flaky(failures=1)
+    policy = MessageAnalysisPolicy(services.app, services.engine, analyzer)
+    now = datetime.now(UTC)
+
+    while policy.run(now):  # everything due now, this message's failure included
+        pass
+    assert analyses(services, chat_id) == [] and analyzer.failures == 0
+    later = now + timedelta(minutes=15)  # past the retry's backoff
+    while policy.run(later):
+        pass
+
+    assert len(analyses(services, chat_id)) == 1
