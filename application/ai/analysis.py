@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -129,7 +130,7 @@ def analyse_message(
 
 
 class MessageAnalysisPolicy:
-    """`when_message_received_analyse`: a timer job (`run(now) -> recorded`) that claims due
+    """`when_message_received_analyse`: a timer job (`run(now) -> handled`) that claims due
     rows of the analysis queue and analyses their messages."""
 
     def __init__(
@@ -141,16 +142,23 @@ class MessageAnalysisPolicy:
         batch: int = 50,
         lease: timedelta = timedelta(minutes=2),
         max_attempts: int = 5,
+        budget_seconds: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.app, self.engine, self.analyzer = app, engine, analyzer
         self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
+        #: a round claims no more rows after this long: the other timers share its thread
+        self.budget_seconds = budget_seconds
         self.clock = clock
 
     def run(self, now: datetime) -> int:
-        """Analyse up to `batch` due messages; answers how many analyses were recorded here."""
-        recorded = 0
+        """Analyse up to `batch` due messages; answers how many rows were handled (recorded,
+        found analysed or gone, or left to a later round), so 0 means nothing was due."""
+        handled = 0
+        ends = time.monotonic() + self.budget_seconds
         for _ in range(self.batch):
+            if time.monotonic() > ends:
+                break
             with self.engine.begin() as conn:
                 item = claim_next(conn, now, self.lease)
             if item is None:
@@ -164,7 +172,6 @@ class MessageAnalysisPolicy:
                     conversation_id=item.conversation_id,
                     message_id=item.message_id,
                 )
-                recorded += outcome == RECORDED
                 status = SKIPPED if outcome == GONE else DONE
             except Exception as failure:  # noqa: BLE001 - the model or the store is away: retried
                 log.warning("analysis of message %s failed: %r", item.message_id, failure)
@@ -176,7 +183,8 @@ class MessageAnalysisPolicy:
                     status = SKIPPED
             with self.engine.begin() as conn:
                 settle(conn, item, status, self.clock(), error=error, retry_at=retry_at)
-        return recorded
+            handled += 1
+        return handled
 
 
 when_message_received_analyse = MessageAnalysisPolicy
