@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
@@ -28,6 +29,7 @@ from application.conversations.messages import CHANNEL, conversation_id
 from domain.conversation import Conversation
 from interfaces.services import Services
 from interfaces.timers import jobs_for
+from projections.analysis_queue import ai_analysis_queue
 from projections.registry import all_projectors
 from tests.support.analysis import LengthAnalyzer, expected
 from tests.support.api import Tenant, cheap_hashing, register  # noqa: F401
@@ -321,3 +323,28 @@ def test_a_failing_analyzer_leaves_the_message_to_a_later_round(
         pass
 
     assert len(analyses(services, chat_id)) == 1
+
+
+def test_a_message_whose_contact_was_erased_before_its_analysis_is_never_analysed(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    cloud_setup(acme)
+    chat_id = deliver(client, acme, sender_number(), ["my cpf is 123, call me!"])
+    caught_up(services, acme)
+    chat = services.app.load(Conversation, chat_id, UUID(acme.organization_id))
+    erased = acme.post(
+        "/privacy/erase", json={"lead_id": str(chat.lead_id), "legal_basis": "LGPD art. 18, VI"}
+    )
+    assert erased.status_code == 200, erased.text
+    caught_up(services, acme)
+    analyzer = LengthAnalyzer()
+
+    run_workers(services, analyzer, 1)
+
+    assert analyses(services, chat_id) == []
+    assert not any("cpf" in text for text, _ in analyzer.calls)  # nothing reached the model
+    with services.engine.connect() as conn:
+        q = ai_analysis_queue.c
+        status = conn.execute(sa.select(q.status).where(q.conversation_id == chat_id)).scalar_one()
+    assert status == "skipped"
