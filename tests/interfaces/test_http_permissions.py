@@ -104,6 +104,8 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         Route("PUT", "/crm/settings/business-hours", {"weekly": {"monday": [["09:00", "17:00"]]}}),
         P.WORK_CONFIGURE,
     ),
+    (Route("GET", "/ai/settings"), P.ORGANIZATION_READ),
+    (Route("PUT", "/ai/settings", {"assistant_enabled": True}), P.INTEGRATIONS_MANAGE),
     (Route("GET", "/crm/settings/sla"), P.ORGANIZATION_READ),
     (Route("PUT", "/crm/settings/sla", {"enabled": True, "minutes": 30}), P.WORK_CONFIGURE),
     (Route("GET", "/crm/templates"), P.TEMPLATES_READ),
