@@ -24,6 +24,7 @@ _OVERLAY: dict[str, Lexicon] = {
         "help": 0.0, "please": 0.0, "like": 0.0, "interested": 0.0, "free": 0.0, "pay": 0.0,
         "yes": 0.0, "want": 0.0, "ok": 0.0, "okay": 0.0, "hi": 0.0, "hello": 0.0,
         "urgent": 0.0, "urgently": 0.0, "support": 0.0, "demo": 0.0, "sure": 0.0,
+        "no": 0.0, "honestly": 0.0, "share": 0.0, "promised": 0.0, "working": 0.8,
         "broken": -2.0, "crash": -1.8, "crashes": -1.8, "crashing": -1.8, "unacceptable": -2.5,
         "refund": -1.0, "waiting": -0.8, "overcharged": -2.2, "ignored": -1.8, "rude": -2.3,
         "expensive": -1.0, "cheaper": 0.0, "down": -0.8, "fails": -1.5, "failing": -1.5,
@@ -34,6 +35,9 @@ _OVERLAY: dict[str, Lexicon] = {
         "ajuda": 0.0, "ajudar": 0.0, "favor": 0.0, "gostaria": 0.0, "urgente": 0.0,
         "interesse": 0.0, "interessado": 0.0, "interessada": 0.0, "quero": 0.0, "oi": 0.0,
         "ola": 0.0, "suporte": 0.0, "sim": 0.0, "claro": 0.0, "gratis": 0.0, "plano": 0.0,
+        "valor": 0.0, "valores": 0.0, "anexo": 0.0, "calma": 0.0, "ok": 0.0,
+        "esperava": 0.0, "fidelidade": 0.0, "pagamento": 0.0, "duvida": 0.0, "falta": 0.0,
+        "funcionando": 0.8, "demoram": -1.3, "satisfeitos": 2.0, "satisfeitas": 2.0,
         "caro": -1.2, "cara": 0.0, "travando": -1.8, "travou": -1.8, "trava": -1.5,
         "absurdo": -2.5, "descaso": -2.6, "pessimo": -3.0, "pessima": -3.0, "horrivel": -2.8,
         "demora": -1.5, "atrasado": -1.5, "atrasada": -1.5, "atraso": -1.5, "erro": -1.4,
@@ -60,9 +64,11 @@ NEGATORS: dict[str, frozenset[str]] = {
     "en": _words(
         "not no never nothing nobody none neither nor cannot without "
         "don't doesn't didn't isn't aren't wasn't weren't won't wouldn't can't couldn't "
-        "shouldn't haven't hasn't hadn't dont doesnt didnt isnt arent wasnt wont cant"
+        "shouldn't haven't hasn't hadn't dont doesnt didnt isnt arent wasnt wont cant "
+        # an expectation that was not met reads as its opposite: "I expected better"
+        "expected hoped"
     ),
-    "pt": _words("nao nem nunca jamais nada nenhum nenhuma ninguem sem tampouco"),
+    "pt": _words("nao nem nunca jamais nada nenhum nenhuma ninguem sem tampouco falta esperava"),
 }
 
 BOOSTERS: dict[str, Lexicon] = {

@@ -9,12 +9,14 @@ import re
 from collections.abc import Sequence
 
 from application.ai import lexicons, rules
-from application.ai.ports import INTENTS, Intent, MessageAnalysis
+from application.ai.ports import Intent, MessageAnalysis
 
 SUMMARY_LIMIT = 200
 # longer messages are read up to here: a pasted log must not make analysis unbounded
 READ_LIMIT = 5_000
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# words and clause punctuation: negation and boosters do not reach across a comma
+_WORD_OR_STOP = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,.;:!?]")
 _RAW_WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"(?<=[.!?…\n])\s+|\n+")
 _ACCENTED = re.compile(r"[ãõçâêôáéíóú]")
@@ -26,7 +28,7 @@ class OfflineAnalyzer:
     def analyse(self, text: str, *, context: Sequence[str] = ()) -> MessageAnalysis:
         text = text[:READ_LIMIT]
         plain = lexicons.normalize(text)
-        tokens = _TOKEN.findall(plain)
+        tokens: list[str] = _WORD_OR_STOP.findall(plain)
         language = detect_language(text, tokens)
         sentiment, hits = score_sentiment(text, tokens, language)
         intent, intent_weight = classify_intent(plain, sentiment)
@@ -66,7 +68,7 @@ def score_sentiment(text: str, tokens: Sequence[str], language: str) -> tuple[fl
         if not valence or token in boosters or _is_salutation(tokens, i):
             continue
         sign = math.copysign(1.0, valence)
-        window = tokens[max(0, i - 3) : i]
+        window = _clause_window(tokens, i)
         valence += sign * sum(boosters.get(w, 0.0) for w in window[-2:])
         if token in shouted:
             valence += sign * 0.733
@@ -82,12 +84,27 @@ def score_sentiment(text: str, tokens: Sequence[str], language: str) -> tuple[fl
     return total / math.sqrt(total * total + 15), len(scores)
 
 
+def _clause_window(tokens: Sequence[str], i: int) -> Sequence[str]:
+    window = tokens[max(0, i - 3) : i]
+    for j in range(len(window) - 1, -1, -1):
+        if window[j] in _CLAUSE_STOPS:
+            return window[j + 1 :]
+    return window
+
+
+_CLAUSE_STOPS = frozenset(",.;:!?")
+
+
 def _is_salutation(tokens: Sequence[str], i: int) -> bool:
-    # "bom dia", "good morning": a greeting, not a judgement
-    return i + 1 < len(tokens) and tokens[i + 1] in _TIMES_OF_DAY
+    # "bom dia", "good morning", "best time": set phrases, not judgements
+    return i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in _SET_PHRASES
 
 
-_TIMES_OF_DAY = frozenset({"dia", "tarde", "noite", "morning", "afternoon", "evening", "day"})
+_SET_PHRASES = frozenset(
+    [(w, t) for w in ("bom", "boa", "good") for t in ("dia", "tarde", "noite", "morning")]
+    + [("good", "afternoon"), ("good", "evening"), ("good", "day")]
+    + [("melhor", "horario"), ("best", "time"), ("best", "way"), ("melhor", "forma")]
+)
 
 
 def _shouted_words(text: str) -> set[str]:
@@ -106,12 +123,24 @@ def classify_intent(plain: str, sentiment: float) -> tuple[Intent, float]:
         weights[intent] = sum(
             weight * len(rules.pattern(cues).findall(plain)) for weight, cues in tiers
         )
-    if sentiment <= -0.5 and weights["complaint"]:
-        weights["complaint"] += 2
-    best = max(INTENTS, key=lambda i: (weights.get(i, 0.0), -INTENTS.index(i)))
+    if sentiment <= -0.3:
+        weights["complaint"] += 1.5 + 3 * (sentiment <= -0.6)
+    best = max(_TIE_ORDER, key=lambda i: (weights.get(i, 0.0), -_TIE_ORDER.index(i)))
     if not weights.get(best):
         return "other", 0.0
     return best, weights[best]
+
+
+# on equal weight the intent that asks for an action wins: "how do I subscribe to the plan?"
+_TIE_ORDER: tuple[Intent, ...] = (
+    "purchase",
+    "complaint",
+    "scheduling",
+    "support",
+    "pricing",
+    "greeting",
+    "other",
+)
 
 
 def score_urgency(text: str, plain: str, sentiment: float, context: Sequence[str]) -> int:

@@ -17,7 +17,7 @@ INTENT_CUES: dict[Intent, tuple[tuple[float, str], ...]] = {
             "mensalidade* tabela_de_preco* valor_do valor_da valores "
             "price* pricing how_much cost* quote discount* per_month per_user fee fees"),
         (1.5, "plano* plan plans caro cara barato* expensive cheap* budget pay* pag* "
-              "anual mensal annual monthly tier*"),
+              "anual mensal annual monthly tier* valor taxa* cobram"),
     ),
     "purchase": (
         (3, "comprar compra* contratar contrato* fechar_negocio fechar_o fechamos assinar "
@@ -25,16 +25,18 @@ INTENT_CUES: dict[Intent, tuple[tuple[float, str], ...]] = {
             "buy buying purchas* sign_up subscribe order ordering go_ahead "
             "move_forward proceed close_the_deal sign_the_contract"),
         (1.5, "quero_o quero_a queremos proposta fatura* nota_fiscal boleto* "
-              "invoice* seats license* want_to_start onboard*"),
+              "invoice* seats license* want_to_start onboard* sign contract* "
+              "assinar_o_plano subscribe_to quero_o_plano"),
     ),
     "support": (
         (3, "nao_funciona* nao_consigo erro* bug* suporte senha* login acessar acesso "
             "travando travou trava* configur* como_faco como_eu integr* sincroniz* "
             "not_working doesn't_work doesnt_work can't_log* cannot_log* can't_access "
-            "error* password* crash* broken fix support how_do_i how_can_i set_up "
-            "setup integrat* sync* reset*"),
+            "error* password* crash* broken fix* support how_do_i how_can_i set_up "
+            "setup integrat* sync* reset* fora_do_ar bloquead* blocked"),
         (1.5, "problema* ajuda duvida* instal* app aplicativo sistema relatorio* "
-              "issue* problem* help install* dashboard report* export* import*"),
+              "issue* problem* help install* dashboard report* export* import* "
+              "log_in logar down lento lenta slow tutorial corrigir access"),
     ),
     "complaint": (
         (3, "reclama* pessim* horrivel absurdo descaso insatisfeit* decepcionad* procon "
@@ -44,16 +46,17 @@ INTENT_CUES: dict[Intent, tuple[tuple[float, str], ...]] = {
             "ridiculous frustrat* rude nobody_answer* nobody_respond* still_waiting "
             "overcharg* charged_twice"),
         (1.5, "demora* atras* de_novo novamente mais_uma_vez ja_liguei ja_mandei "
-              "delay* late again already_called already_sent waited"),
+              "delay* late again already_called already_sent waited grosseir* "
+              "charged cobranca bill"),
     ),
     "scheduling": (
         (3, "agend* marcar remarc* reuniao reunioes horario* disponibilidade "
             "visita demonstracao videochamada calendario "
             "schedul* reschedul* meeting* appointment* book_a availability "
-            "calendar slot* set_up_a_call hop_on_a_call demo"),
-        (1.5, "disponivel segunda terca quarta quinta sexta semana_que_vem "
+            "calendar slot* set_up_a_call hop_on_a_call demo visit*"),
+        (1.5, "disponivel segunda_feira terca quarta quinta sexta semana_que_vem "
               "available monday tuesday wednesday thursday friday next_week "
-              "ligar call call_me"),
+              "ligar call call_me book"),
     ),
     "greeting": (
         (1, "oi ola bom_dia boa_tarde boa_noite tudo_bem tudo_bom e_ai opa "
@@ -89,5 +92,5 @@ def pattern(cues: str) -> re.Pattern[str]:
 
 
 def _cue(cue: str) -> str:
-    body = re.escape(cue.rstrip("*")).replace("_", r"\s+")
+    body = re.escape(cue.rstrip("*")).replace("_", r"[\s-]+")
     return body + (r"\w*" if cue.endswith("*") else r"(?!\w)")
