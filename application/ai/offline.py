@@ -64,7 +64,7 @@ def score_sentiment(text: str, tokens: Sequence[str], language: str) -> tuple[fl
     for i, token in enumerate(tokens):
         if token in lexicons.CONTRAST[language]:
             contrast_at = len(scores)
-        valence = lexicon.get(token, 0.0)
+        valence = lexicon.get(token) or _plural_valence(lexicon, token, language)
         if not valence or token in boosters or _is_salutation(tokens, i):
             continue
         sign = math.copysign(1.0, valence)
@@ -82,6 +82,13 @@ def score_sentiment(text: str, tokens: Sequence[str], language: str) -> tuple[fl
     if total:
         total += math.copysign(min(text.count("!"), 4) * 0.292, total)
     return total / math.sqrt(total * total + 15), len(scores)
+
+
+def _plural_valence(lexicon: lexicons.Lexicon, token: str, language: str) -> float:
+    # LeIA lists most Portuguese adjectives in the singular only: "felizes" reads as "feliz"
+    if language != "pt" or len(token) < 5 or token[-1] != "s" or token in _STOPWORDS:
+        return 0.0
+    return lexicon.get(token[:-1]) or lexicon.get(token[:-2], 0.0)
 
 
 def _clause_window(tokens: Sequence[str], i: int) -> Sequence[str]:

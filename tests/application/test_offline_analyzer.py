@@ -51,7 +51,8 @@ def test_sentiment_sign_intent_and_language_accuracy_stay_above_their_floors(
     intent = sum(a.intent == r["intent"] for r, a in measured) / n
     language = sum(a.language == r["language"] for r, a in measured) / n
     print(f"\nsentiment sign {sentiment:.1%}, intent {intent:.1%}, language {language:.1%} of {n}")
-    # measured 93.7 %, 94.1 %, 99.5 % on the set the rules were written against
+    # measured 94.9 %, 93.3 %, 99.6 % (254 messages; 78 % and 88 % on the last 32 before the
+    # rules had seen them)
     assert sentiment >= 0.88
     assert intent >= 0.88
     assert language >= 0.97
@@ -68,7 +69,7 @@ def test_urgency_orders_high_over_medium_over_low(
     ordered = sum(h > lo for h, lo in pairs) / len(pairs)
     print(f"\nurgency means {means}, high above low in {ordered:.1%} of pairs")
     assert means["high"] > means["medium"] + 15 > means["low"] + 25
-    # measured 99.1 %
+    # measured 99.3 %
     assert ordered >= 0.95
 
 
