@@ -137,3 +137,19 @@ def test_the_sdks_own_environment_variables_give_a_platform_wide_key(
     monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
     result = OpenAIAnalyzer(model="gpt-test-mini", fallback=Fallback()).analyse("Oi")
     assert result.model == "gpt-test-mini" and len(server.requests) == 1
+
+
+def test_the_production_fallback_is_the_offline_analyzer_with_model_offline(
+    server: OpenAIServer,
+) -> None:
+    from application.ai.offline import OfflineAnalyzer
+
+    server.fail_next(3, status=503)
+    offline = OfflineAnalyzer()
+    text = "Não recebi o pedido, preciso dele HOJE!"
+    model = OpenAIAnalyzer(
+        model="gpt-test-mini", fallback=offline, api_key=server.api_key, base_url=f"{server.url}/v1"
+    )
+    result = model.analyse(text)
+    assert result == offline.analyse(text)
+    assert result.model == "offline" and result.sentiment < 0 and result.urgency >= 50
