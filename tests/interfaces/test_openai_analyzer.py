@@ -152,4 +152,4 @@ def test_the_production_fallback_is_the_offline_analyzer_with_model_offline(
     )
     result = model.analyse(text)
     assert result == offline.analyse(text)
-    assert result.model == "offline" and result.sentiment < 0 and result.urgency >= 50
+    assert result.model == "offline" and result.sentiment < 0
