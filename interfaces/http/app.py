@@ -10,6 +10,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from interfaces.http.ai.analysis import AiAnalysisController
 from interfaces.http.ai.settings import AiSettingsController
 from interfaces.http.analytics.reports import AnalyticsController
 from interfaces.http.audit.audit import AuditController
@@ -114,6 +115,7 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             live_socket,
             WorkSettingsController,
             AiSettingsController,
+            AiAnalysisController,
         ],
         state=State({"services": svc, "metrics": metrics}),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -12,6 +12,7 @@ a message is always analysed and the result says which model did it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,3 +153,31 @@ class OpenAIAnalyzer:
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_out=usage.completion_tokens if usage else 0,
         )
+
+
+class Models:
+    """The `ModelFactory`: OpenAI when a key is given (or `OPENAI_API_KEY` is set), else the
+    offline analyzer; every model analyzer falls back to the offline one."""
+
+    def __init__(self, *, default_model: str, timeout: float = 10.0) -> None:
+        from application.ai.offline import OfflineAnalyzer
+
+        self.default_model = default_model
+        self.timeout = timeout
+        self.offline = OfflineAnalyzer()
+        # one SDK client (its connection pool) per model and key, not one per message
+        self._made: dict[tuple[str, str | None], OpenAIAnalyzer] = {}
+
+    def analyzer(self, *, model: str | None, api_key: str | None) -> MessageAnalyzer:
+        if not api_key and not os.environ.get("OPENAI_API_KEY"):
+            return self.offline
+        wanted = (model or self.default_model, api_key)
+        made = self._made.get(wanted)
+        if made is None:
+            if len(self._made) >= 256:
+                self._made.clear()
+            made = OpenAIAnalyzer(
+                model=wanted[0], fallback=self.offline, api_key=api_key, timeout=self.timeout
+            )
+            self._made[wanted] = made
+        return made

@@ -105,6 +105,7 @@ ROUTES: list[tuple[Route, Permission]] = [(r, _permission(r)) for r in GUARDED_R
         P.WORK_CONFIGURE,
     ),
     (Route("GET", "/ai/settings"), P.ORGANIZATION_READ),
+    (Route("POST", "/ai/analyze/sentiment", {"text": "Oi"}), P.LEADS_READ),
     (Route("PUT", "/ai/settings", {"assistant_enabled": True}), P.INTEGRATIONS_MANAGE),
     (Route("GET", "/crm/settings/sla"), P.ORGANIZATION_READ),
     (Route("PUT", "/crm/settings/sla", {"enabled": True, "minutes": 30}), P.WORK_CONFIGURE),
