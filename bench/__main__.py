@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [NAME ...]`: run the benchmarks against PostgreSQL.
 
 NAME is one of: http (a), catchup (b), board (c), tenants (d), ryw (e), webhooks (f),
-analytics (g), audit (h), privacy (i), tasks (j); default all.
+analytics (g), audit (h), privacy (i), tasks (j), ai (k); default all.
 Every benchmark creates its own scratch database and drops it at the end. Figures are printed
 with ratios to a raw baseline measured in the same run; nothing is asserted. The summary is
 also written to bench/results/latest.json.
@@ -26,6 +26,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
+    from bench.ai import bench_ai
     from bench.analytics import bench_analytics
     from bench.audit import bench_audit
     from bench.board import bench_board
@@ -47,6 +48,7 @@ def _benchmarks() -> dict[str, tuple[str, Callable[[Scale, Results], None]]]:
         "audit": ("(h) hash-chained export, audit verify, projections verify", bench_audit),
         "privacy": ("(i) personal-data sealing: commands/s and loads, on vs off", bench_privacy),
         "tasks": ("(j) task reminders due at once; GET /crm/tasks, 100k in one org", bench_tasks),
+        "ai": ("(k) offline message analysis throughput, one core", bench_ai),
     }
 
 
@@ -61,6 +63,7 @@ ALIASES = {
     "h": "audit",
     "i": "privacy",
     "j": "tasks",
+    "k": "ai",
 }
 
 

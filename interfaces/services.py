@@ -11,6 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from application.ai.models import ModelFactory
 from application.ai.ports import MessageAnalyzer
 from application.conversations.providers import ProviderFactory, SecretBox
 from application.ports import Mailer
@@ -76,6 +77,7 @@ class Services:
             settings.master_key, settings.secret_key
         )
         self._providers = providers
+        self._models: ModelFactory | None = None
         #: whether Redis answers, shared by its users here (None: CRM_REDIS_URL unset)
         self.redis = redis
         #: what reads inbound messages (None: no analyzer, the analysis policy is not run)
@@ -83,6 +85,17 @@ class Services:
         self._started = False
         self.outbox: OutboxWorker | None = None
         self.timers: TimerWorker | None = None
+
+    @property
+    def models(self) -> ModelFactory:
+        """Language models (built on first use: the offline analyzer's word lists load then)."""
+        if self._models is None:
+            from interfaces.providers.openai_model import Models
+
+            self._models = Models(
+                default_model=self.settings.ai_model, timeout=self.settings.ai_timeout_seconds
+            )
+        return self._models
 
     @property
     def providers(self) -> ProviderFactory:

@@ -60,6 +60,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sentry_dsn: str | None = None
     sentry_environment: str | None = None
     sentry_traces_sample_rate: float = 0.0
+    #: the model asked when a key is set (the organization's own model setting wins)
+    ai_model: str = "gpt-4.1-mini"
+    #: seconds a model call may take (each attempt) before the offline analyzer answers
+    ai_timeout_seconds: float = 10.0
 
     def __repr__(self) -> str:
         """Secrets masked: a settings object that reaches a log or a traceback shows none."""
@@ -274,4 +278,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=_sentry_dsn(env),
         sentry_environment=(env.get("SENTRY_ENVIRONMENT") or "").strip() or None,
         sentry_traces_sample_rate=_sample_rate(env),
+        ai_model=(env.get("CRM_AI_MODEL") or "").strip() or "gpt-4.1-mini",
+        ai_timeout_seconds=_number(env, "CRM_AI_TIMEOUT_SECONDS", float, 10.0, 0.1),
     )

@@ -10,6 +10,8 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from interfaces.http.ai.analysis import AiAnalysisController
+from interfaces.http.ai.settings import AiSettingsController
 from interfaces.http.analytics.reports import AnalyticsController
 from interfaces.http.audit.audit import AuditController
 from interfaces.http.audit.privacy import PrivacyController
@@ -112,6 +114,8 @@ def create_app(services: Services | None = None, *, own_services: bool | None = 
             LiveController,
             live_socket,
             WorkSettingsController,
+            AiSettingsController,
+            AiAnalysisController,
         ],
         state=State({"services": svc, "metrics": metrics}),
         exception_handlers=EXCEPTION_HANDLERS,
