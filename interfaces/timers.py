@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from application.work.reminders import TaskReminders
 from application.work.sla import ResponseSlaTimer
@@ -56,8 +57,19 @@ def message_analysis_jobs(services: Services) -> list[Job]:
     if services.analyzer is None:
         return []
     from application.ai.analysis import MessageAnalysisPolicy
+    from application.ai.models import analyzer_for
+    from application.ai.ports import MessageAnalyzer
+    from application.ai.settings import setting
 
-    policy = MessageAnalysisPolicy(services.app, services.engine, services.analyzer)
+    def analyzer_of(organization_id: UUID) -> MessageAnalyzer | None:
+        """The organization's model (its key, else the platform's, else offline), if on."""
+        if not setting(services.app, organization_id, "analysis_enabled"):
+            return None
+        return analyzer_for(services.app, services.secret_box, services.models, organization_id)
+
+    policy = MessageAnalysisPolicy(
+        services.app, services.engine, services.analyzer, analyzer_of=analyzer_of
+    )
     return [Job("message_analysis", policy.run)]
 
 

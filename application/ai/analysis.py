@@ -35,6 +35,7 @@ ANALYSIS_ACTOR = Actor(kind="system", id="ai_analysis")
 #: earlier texts given to the analyzer as context
 CONTEXT_MESSAGES = 10
 RECORDED, ALREADY, GONE = "recorded", "already", "gone"
+ANALYSIS_OFF = "analysis is off for the organization"
 
 
 class AnalysisContendedError(RuntimeError):
@@ -143,9 +144,13 @@ class MessageAnalysisPolicy:
         lease: timedelta = timedelta(minutes=2),
         max_attempts: int = 5,
         budget_seconds: float = 5.0,
+        analyzer_of: Callable[[UUID], MessageAnalyzer | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.app, self.engine, self.analyzer = app, engine, analyzer
+        #: the organization's analyzer (its model and key), None where analysis is off; else
+        #: `analyzer` for every organization
+        self.analyzer_of = analyzer_of
         self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
         #: a round claims no more rows after this long: the other timers share its thread
         self.budget_seconds = budget_seconds
@@ -165,9 +170,15 @@ class MessageAnalysisPolicy:
                 break
             status, error, retry_at = DONE, None, None
             try:
+                analyzer = self._analyzer(item.organization_id)
+                if analyzer is None:  # the organization turned analysis off
+                    with self.engine.begin() as conn:
+                        settle(conn, item, SKIPPED, self.clock(), error=ANALYSIS_OFF)
+                    handled += 1
+                    continue
                 outcome = analyse_message(
                     self.app,
-                    self.analyzer,
+                    analyzer,
                     organization_id=item.organization_id,
                     conversation_id=item.conversation_id,
                     message_id=item.message_id,
@@ -185,6 +196,11 @@ class MessageAnalysisPolicy:
                 settle(conn, item, status, self.clock(), error=error, retry_at=retry_at)
             handled += 1
         return handled
+
+    def _analyzer(self, organization_id: UUID) -> MessageAnalyzer | None:
+        if self.analyzer_of is None:
+            return self.analyzer
+        return self.analyzer_of(organization_id)
 
 
 when_message_received_analyse = MessageAnalysisPolicy

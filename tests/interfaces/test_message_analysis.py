@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 
 from application.ai.analysis import (
     ALREADY,
+    ANALYSIS_OFF,
     GONE,
     RECORDED,
     MessageAnalysisPolicy,
@@ -274,21 +275,47 @@ def test_another_organization_neither_sees_nor_analyses_this_ones_messages(
 
 
 def test_the_timers_analyse_messages_only_when_there_is_an_analyzer(
-    client: TestClient[Any], services: Services
+    client: TestClient[Any], services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # no platform key: the offline model
     acme = register(client)
     cloud_setup(acme)
     services.analyzer = None  # the composition root found no analyzer module
     assert "message_analysis" not in [job.name for job in jobs_for(services)]
     services.analyzer = LengthAnalyzer()
     (job,) = [job for job in jobs_for(services) if job.name == "message_analysis"]
-    chat_id = deliver(client, acme, sender_number(), ["hello?"])
+    chat_id = deliver(client, acme, sender_number(), ["preciso do preço hoje, é urgente!"])
     caught_up(services, acme)
 
     while job.run(datetime.now(UTC)):
         pass
 
-    assert len(analyses(services, chat_id)) == 1
+    (analysis,) = analyses(services, chat_id)
+    assert analysis.model == "offline"  # the organization's model: no key, the offline one
+
+
+def test_an_organization_with_analysis_off_has_its_messages_skipped(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    cloud_setup(acme)
+    off = acme.put("/ai/settings", json={"analysis_enabled": False})
+    assert off.status_code == 200, off.text
+    services.analyzer = LengthAnalyzer()
+    (job,) = [job for job in jobs_for(services) if job.name == "message_analysis"]
+    chat_id = deliver(client, acme, sender_number(), ["hello, anyone?"])
+    caught_up(services, acme)
+
+    while job.run(datetime.now(UTC)):
+        pass
+
+    assert analyses(services, chat_id) == []
+    with services.engine.connect() as conn:
+        q = ai_analysis_queue.c
+        row = conn.execute(
+            sa.select(q.status, q.last_error).where(q.conversation_id == chat_id)
+        ).one()
+    assert tuple(row) == ("skipped", ANALYSIS_OFF)
 
 
 class Flaky:
