@@ -62,16 +62,16 @@ def message_texts(
     return None, []
 
 
+def _clamp(x: float, low: float, high: float, nan: float) -> float:
+    return nan if math.isnan(x) else min(high, max(low, x))
+
+
 def _bounded(result: MessageAnalysis) -> MessageAnalysis:
     """A model's numbers kept in their ranges (a NaN reads as neutral and unsure)."""
-
-    def clamp(x: float, low: float, high: float) -> float:
-        return low if math.isnan(x) else min(high, max(low, x))
-
     return MessageAnalysis(
-        sentiment=clamp(result.sentiment, -1.0, 1.0) if not math.isnan(result.sentiment) else 0.0,
-        confidence=clamp(result.confidence, 0.0, 1.0),
-        urgency=int(clamp(result.urgency, 0, 100)),
+        sentiment=_clamp(result.sentiment, -1.0, 1.0, 0.0),
+        confidence=_clamp(result.confidence, 0.0, 1.0, 0.0),
+        urgency=int(_clamp(result.urgency, 0, 100, 0)),
         intent=result.intent,
         summary=result.summary,
         language=result.language,

@@ -375,3 +375,41 @@ def test_a_message_whose_contact_was_erased_before_its_analysis_is_never_analyse
         q = ai_analysis_queue.c
         status = conn.execute(sa.select(q.status).where(q.conversation_id == chat_id)).scalar_one()
     assert status == "skipped"
+
+
+class Overexcited:
+    """A model answering out of every range."""
+
+    def analyse(self, text: str, *, context: Any = ()) -> MessageAnalysis:
+        return MessageAnalysis(
+            sentiment=3.0,
+            confidence=float("nan"),
+            urgency=250,
+            intent="other",
+            summary="x" * 2000,
+            language="en",
+            model="",
+        )
+
+
+def test_a_models_numbers_out_of_range_are_kept_in_range(
+    client: TestClient[Any], services: Services
+) -> None:
+    acme = register(client)
+    cloud_setup(acme)
+    chat_id = deliver(client, acme, sender_number(), ["wow"])
+    chat = services.app.load(Conversation, chat_id, UUID(acme.organization_id))
+    (message_id,) = chat.provider_ids.values()
+
+    outcome = analyse_message(
+        services.app,
+        Overexcited(),
+        organization_id=chat.organization_id,
+        conversation_id=chat_id,
+        message_id=message_id,
+    )
+
+    (analysis,) = analyses(services, chat_id)
+    assert outcome == RECORDED
+    assert (analysis.sentiment, analysis.confidence, analysis.urgency) == (1.0, 0.0, 100)
+    assert len(analysis.summary) == 1000 and analysis.model == "unknown"
