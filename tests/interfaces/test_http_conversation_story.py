@@ -165,6 +165,12 @@ def test_a_lead_writes_the_rep_answers_and_calls_back_and_it_is_all_on_the_timel
         )
 
     timeline = rep.get(f"/crm/leads/{lead_id}/activities", headers=after_all(rep))
-    kinds = [a["activity_type"] for a in timeline.json()["items"]]
+    # the message's analysis joins the timeline whenever the timers get to it (this process
+    # runs them): its place among the others depends on that moment
+    kinds = [
+        a["activity_type"]
+        for a in timeline.json()["items"]
+        if a["activity_type"] != "message_analysed"
+    ]
     assert kinds[:4] == ["call_ended", "call_placed", "message_sent", "message_received"]
     assert kinds[-1] == "captured"
