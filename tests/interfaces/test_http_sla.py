@@ -41,7 +41,9 @@ def caught_up(services: Services, *tenants: Tenant) -> None:
 
 
 def run_timers(services: Services, at: datetime) -> int:
-    return TimerWorker(jobs_for(services), clock=lambda: at).run_once()
+    """What the timers recorded by `at`, message analyses aside (they count their own rows)."""
+    jobs = [job for job in jobs_for(services) if job.name != "message_analysis"]
+    return TimerWorker(jobs, clock=lambda: at).run_once()
 
 
 def manager_sets_sla(tenant: Tenant, minutes: int) -> None:
