@@ -4,7 +4,13 @@
 - `task_due`: Task.CameDue → the task's assignee;
 - `conversation_handed_off`: Conversation.HandedOff → whom it was handed to;
 - `sla_breached`: Conversation.ResponseSlaBreached → the assignee, the managers and admins;
-- `mentioned`: Lead.NoteAdded with mentions → each member mentioned.
+- `mentioned`: Lead.NoteAdded with mentions → each member mentioned;
+- `urgent_message`: Conversation.MessageAnalysed at or above the organization's urgency alert
+  (AI settings, 80 by default) → the lead's assignee, at once;
+- `negative_sentiment`: Conversation.MessageAnalysed at or below the sentiment alert (−0.5 by
+  default) → the managers and admins.
+The thresholds are those of the organization's AI settings as of the analysis (the model follows
+AiSettings events itself, so a rebuild applies the same ones).
 Nobody is told of their own doing (a member assigning a lead to themselves, mentioning
 themselves).
 
@@ -29,16 +35,20 @@ from uuid import UUID, uuid5
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.ai_settings import DEFAULTS as AI_DEFAULTS
 from domain.notification_inbox import (
     CONVERSATION_HANDED_OFF,
     LEAD_ASSIGNED,
     MENTIONED,
+    NEGATIVE_SENTIMENT,
     SLA_BREACHED,
     TASK_DUE,
+    URGENT_MESSAGE,
 )
 from domain.privacy import PERSONAL_DATA
 from projections.base import Envelope, Projector, UtcDateTime, bulk_insert, metadata
 from projections.conversations import rm_conversations
+from projections.leads import rm_leads
 from projections.notification_emails import email_row, enqueue, notification_emails
 
 rm_notifications = sa.Table(
@@ -84,10 +94,19 @@ rm_notification_preferences = sa.Table(
     sa.Column("email", sa.Boolean, nullable=False),
 )
 
+rm_notification_alerts = sa.Table(
+    "rm_notification_alerts",
+    metadata,
+    sa.Column("organization_id", sa.Uuid, primary_key=True),
+    sa.Column("urgency_alert", sa.Integer, nullable=False),
+    sa.Column("sentiment_alert", sa.Float, nullable=False),
+)
+
 _NAMESPACE = UUID("0b6e4f8e-3c1a-4d0b-9f7e-5a2c8d4b1e60")
 MEMBER_EVENTS = frozenset(
     f"Organization.{n}" for n in ("Registered", "MemberAdded", "MemberRoleChanged", "MemberRemoved")
 )
+ALERT_SETTINGS = "AiSettings.DetailsChanged"
 INBOX_EVENTS = frozenset(
     f"NotificationInbox.{n}" for n in ("MarkedRead", "AllMarkedRead", "PreferencesChanged")
 )
@@ -99,6 +118,7 @@ SOURCES = frozenset(
         "Task.CameDue",
         "Conversation.HandedOff",
         "Conversation.ResponseSlaBreached",
+        "Conversation.MessageAnalysed",
     }
 )
 #: announcements kept for the live publisher between two batches; older ones are dropped
@@ -133,9 +153,14 @@ class _Draft:
 
 class NotificationsProjector(Projector):
     name = "notifications"
-    tables = (rm_notifications, rm_notification_members, rm_notification_preferences)
+    tables = (
+        rm_notifications,
+        rm_notification_members,
+        rm_notification_preferences,
+        rm_notification_alerts,
+    )
     side_tables = (notification_emails,)  # a rebuild must not mail anyone again
-    handles = MEMBER_EVENTS | INBOX_EVENTS | SOURCES
+    handles = MEMBER_EVENTS | INBOX_EVENTS | SOURCES | {ALERT_SETTINGS}
 
     def __init__(self) -> None:
         self._made: list[dict[str, Any]] = []
@@ -169,6 +194,9 @@ class NotificationsProjector(Projector):
             name = env.type_name
             if name in MEMBER_EVENTS:
                 _member(conn, env.event)
+                known.forget(env.event.organization_id)
+            elif name == ALERT_SETTINGS:
+                _alerts(conn, env.event)
                 known.forget(env.event.organization_id)
             elif name in INBOX_EVENTS:
                 bulk_insert(conn, rm_notifications, rows)
@@ -229,10 +257,22 @@ class _Lookups:
         self.conn = conn
         self._members: dict[UUID, dict[UUID, str]] = {}
         self._preferences: dict[UUID, dict[tuple[UUID, str], tuple[bool, bool]]] = {}
+        self._alerts: dict[UUID, tuple[int, float]] = {}
 
     def forget(self, org: UUID) -> None:
         self._members.pop(org, None)
         self._preferences.pop(org, None)
+        self._alerts.pop(org, None)
+
+    def alerts(self, org: UUID) -> tuple[int, float]:
+        """The organization's (urgency, sentiment) alert thresholds."""
+        if org not in self._alerts:
+            a = rm_notification_alerts.c
+            query = sa.select(a.urgency_alert, a.sentiment_alert).where(a.organization_id == org)
+            row = self.conn.execute(query).first()
+            default = (AI_DEFAULTS["urgency_alert"], AI_DEFAULTS["sentiment_alert"])
+            self._alerts[org] = (int(row[0]), float(row[1])) if row else default
+        return self._alerts[org]
 
     def members(self, org: UUID) -> dict[UUID, str]:
         if org not in self._members:
@@ -299,6 +339,8 @@ def _draft(conn: Connection, known: _Lookups, env: Envelope) -> tuple[_Draft, li
         title = "Conversation handed off to you"
         draft = _Draft(CONVERSATION_HANDED_OFF, title, summary, link, lead, e.originator_id)
         return draft, [e.to_user_id]
+    if name == "Conversation.MessageAnalysed":
+        return _alert(conn, known, e, link)
     # Conversation.ResponseSlaBreached: the assignee first, then who supervises
     summary = f"A contact has waited more than {e.sla_minutes} minutes for a first response."
     draft = _Draft(
@@ -306,6 +348,59 @@ def _draft(conn: Connection, known: _Lookups, env: Envelope) -> tuple[_Draft, li
     )
     supervisors = known.supervisors(e.organization_id)
     return draft, [*([e.assignee_id] if e.assignee_id else []), *supervisors]
+
+
+def _alert(
+    conn: Connection, known: _Lookups, e: Any, link: str
+) -> tuple[_Draft, list[UUID]] | None:
+    """An analysed message worth a person's attention now: urgent → the lead's assignee; very
+    negative → the managers and admins (an urgent complaint tells both: the more pressing
+    first)."""
+    urgency_alert, sentiment_alert = known.alerts(e.organization_id)
+    if e.urgency >= urgency_alert:
+        assignee = _lead_assignee(conn, e.organization_id, e.lead_id)
+        if assignee is not None:
+            summary = f"A contact wrote a message of urgency {e.urgency}/100."
+            draft = _Draft(
+                URGENT_MESSAGE, "Urgent message", summary, link, e.lead_id, e.originator_id
+            )
+            return draft, [assignee]
+    if e.sentiment <= sentiment_alert:
+        summary = f"A contact wrote a very negative message (sentiment {e.sentiment:+.2f})."
+        title = "Unhappy contact"
+        draft = _Draft(NEGATIVE_SENTIMENT, title, summary, link, e.lead_id, e.originator_id)
+        return draft, known.supervisors(e.organization_id)
+    return None
+
+
+def _lead_assignee(conn: Connection, org: UUID, lead_id: UUID) -> UUID | None:
+    # the leads model runs before this one: it has this batch's assignments already
+    c = rm_leads.c
+    found = conn.execute(
+        sa.select(c.assignee_id).where(c.organization_id == org, c.lead_id == lead_id)
+    ).scalar()
+    return found if isinstance(found, UUID) else None
+
+
+def _alerts(conn: Connection, e: Any) -> None:
+    changes = e.changes
+    if "urgency_alert" not in changes and "sentiment_alert" not in changes:
+        return
+    a = rm_notification_alerts.c
+    org = e.organization_id
+    current = conn.execute(
+        sa.select(a.urgency_alert, a.sentiment_alert).where(a.organization_id == org)
+    ).first()
+    urgency = changes.get("urgency_alert", current[0] if current else AI_DEFAULTS["urgency_alert"])
+    sentiment = changes.get(
+        "sentiment_alert", current[1] if current else AI_DEFAULTS["sentiment_alert"]
+    )
+    conn.execute(rm_notification_alerts.delete().where(a.organization_id == org))
+    conn.execute(
+        rm_notification_alerts.insert().values(
+            organization_id=org, urgency_alert=int(urgency), sentiment_alert=float(sentiment)
+        )
+    )
 
 
 def _conversation_lead(conn: Connection, org: UUID, conversation_id: UUID) -> UUID | None:

@@ -61,6 +61,8 @@ class NotificationPreferences(msgspec.Struct, frozen=True, forbid_unknown_fields
     conversation_handed_off: KindPreference | msgspec.UnsetType = msgspec.UNSET
     sla_breached: KindPreference | msgspec.UnsetType = msgspec.UNSET
     mentioned: KindPreference | msgspec.UnsetType = msgspec.UNSET
+    urgent_message: KindPreference | msgspec.UnsetType = msgspec.UNSET
+    negative_sentiment: KindPreference | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, dict[str, bool]]:
         return {

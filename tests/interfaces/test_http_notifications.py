@@ -161,7 +161,7 @@ def test_preferences_are_the_members_own_and_default_to_in_app_only(
     owner = register(client, "Acme")
     rep = add_member(services, owner, "sales", name="Rep")
     defaults = rep.get("/notifications/preferences").json()
-    assert defaults["task_due"] == {"in_app": True, "email": False} and len(defaults) == 5
+    assert defaults["task_due"] == {"in_app": True, "email": False} and len(defaults) == 7
     changed = rep.put(
         "/notifications/preferences", json={"lead_assigned": {"in_app": False, "email": True}}
     )

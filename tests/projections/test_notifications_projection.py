@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from domain.ai_settings import AiSettings
 from domain.base import TenantAggregate
 from domain.conversation import Conversation
 from domain.lead import Lead
@@ -102,7 +103,9 @@ def write_notifications(services: Services) -> Team:
     services.app.commit(inbox)
     lead = team.lead(team.sales, by=team.admin)
     lead.add_note("see", actor=person(team.admin), mentions=[team.sales, team.sales2])
-    services.app.commit(lead)
+    settings = AiSettings.start(team.id, actor=person(team.admin))
+    settings.change({"urgency_alert": 70}, actor=person(team.admin))  # the alerts' thresholds
+    services.app.commit(lead, settings)
     return team
 
 
