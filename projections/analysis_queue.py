@@ -15,12 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.base import Envelope, Projector, UtcDateTime, bulk_insert, metadata
+from projections.base import (
+    Envelope,
+    Projector,
+    UtcDateTime,
+    bulk_insert,
+    claim_due,
+    metadata,
+)
 
 PENDING, ANALYSING, DONE, SKIPPED = "pending", "analysing", "done", "skipped"
 
@@ -102,38 +109,16 @@ class AnalysisItem:
 
 def claim_next(conn: Connection, now: datetime, lease: timedelta) -> AnalysisItem | None:
     """Claim the most overdue row (pending and due, or analysing with an expired lease): as
-    `projections.outbox.claim_next` does, so two workers never hold the same row."""
-    t = ai_analysis_queue
-    due = (
-        sa.select(t.c.organization_id, t.c.message_id)
-        .where(t.c.status.in_((PENDING, ANALYSING)), t.c.next_attempt_at <= now)
-        .order_by(t.c.next_attempt_at)
-        .limit(1)
-    )
-    token = uuid4()
-    claim = t.update().values(
-        status=ANALYSING,
-        attempts=t.c.attempts + 1,
-        claim_token=token,
-        next_attempt_at=now + lease,
-        updated_at=now,
-    )
-    if conn.dialect.name == "postgresql":
-        key = conn.execute(due.with_for_update(skip_locked=True)).first()
-        if key is None:
-            return None
-        claim = claim.where(t.c.organization_id == key[0], t.c.message_id == key[1])
-    else:
-        claim = claim.where(sa.tuple_(t.c.organization_id, t.c.message_id).in_(due))
-    if conn.execute(claim).rowcount != 1:
+    `projections.base.claim_due` does for every work queue: two workers never hold one row."""
+    row = claim_due(conn, ai_analysis_queue, "message_id", ANALYSING, now, lease)
+    if row is None:
         return None
-    row = conn.execute(sa.select(t).where(t.c.claim_token == token)).mappings().one()
     return AnalysisItem(
         organization_id=row["organization_id"],
         message_id=row["message_id"],
         conversation_id=row["conversation_id"],
         attempts=int(row["attempts"]),
-        claim_token=token,
+        claim_token=row["claim_token"],
     )
 
 

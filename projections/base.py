@@ -10,11 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -157,6 +157,45 @@ def copy_rows(conn: Connection, table: sa.Table, rows: Sequence[Sequence[Any]]) 
         copy.set_types([_pg_type(c) for c in table.columns])
         for row in rows:
             copy.write_row(row)
+
+
+def claim_due(
+    conn: Connection, table: sa.Table, key: str, claimed: str, now: datetime, lease: timedelta
+) -> Any | None:
+    """Claim the most overdue row of a work queue (the outbox, the email and analysis queues):
+    `pending` and due, or `claimed` with an expired lease. The row moves to `claimed` with
+    attempts + 1, a fresh claim token and a lease ending at now + `lease`; it is answered as a
+    mapping, or None when nothing is due or another worker took it first.
+
+    PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED` then UPDATE, so concurrent workers take
+    different rows (an UPDATE with the locking sub-select inlined may re-run it per row and
+    claim many). SQLite: one UPDATE with a sub-select, run under its single writer lock.
+    """
+    c = table.c
+    due = (
+        sa.select(c.organization_id, c[key])
+        .where(c.status.in_(("pending", claimed)), c.next_attempt_at <= now)
+        .order_by(c.next_attempt_at)
+        .limit(1)
+    )
+    token = uuid4()
+    claim = table.update().values(
+        status=claimed,
+        attempts=c.attempts + 1,
+        claim_token=token,
+        next_attempt_at=now + lease,
+        updated_at=now,
+    )
+    if conn.dialect.name == "postgresql":
+        found = conn.execute(due.with_for_update(skip_locked=True)).first()
+        if found is None:
+            return None
+        claim = claim.where(c.organization_id == found[0], c[key] == found[1])
+    else:
+        claim = claim.where(sa.tuple_(c.organization_id, c[key]).in_(due))
+    if conn.execute(claim).rowcount != 1:
+        return None
+    return conn.execute(sa.select(table).where(c.claim_token == token)).mappings().one()
 
 
 def cents(value: Decimal | None) -> int:

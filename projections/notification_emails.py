@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from projections.base import UtcDateTime, metadata
+from projections.base import UtcDateTime, claim_due, metadata
 
 PENDING, SENDING, DONE, FAILED = "pending", "sending", "done", "failed"
 
@@ -84,35 +84,18 @@ class EmailItem:
 
 
 def claim_next(conn: Connection, now: datetime, lease: timedelta) -> EmailItem | None:
-    """Claim the most overdue row, as the outbox does (SKIP LOCKED on PostgreSQL, one UPDATE
-    with a sub-select under SQLite's single writer)."""
-    c = notification_emails.c
-    due = (
-        sa.select(c.organization_id, c.notification_id)
-        .where(c.status.in_((PENDING, SENDING)), c.next_attempt_at <= now)
-        .order_by(c.next_attempt_at)
-        .limit(1)
-    )
-    token = uuid4()
-    claim = notification_emails.update().values(
-        status=SENDING,
-        attempts=c.attempts + 1,
-        claim_token=token,
-        next_attempt_at=now + lease,
-        updated_at=now,
-    )
-    if conn.dialect.name == "postgresql":
-        key = conn.execute(due.with_for_update(skip_locked=True)).first()
-        if key is None:
-            return None
-        claim = claim.where(c.organization_id == key[0], c.notification_id == key[1])
-    else:
-        claim = claim.where(sa.tuple_(c.organization_id, c.notification_id).in_(due))
-    if conn.execute(claim).rowcount != 1:
+    """Claim the most overdue row (pending and due, or sending with an expired lease); see
+    `projections.base.claim_due`."""
+    row = claim_due(conn, notification_emails, "notification_id", SENDING, now, lease)
+    if row is None:
         return None
-    row = conn.execute(sa.select(notification_emails).where(c.claim_token == token)).one()
     return EmailItem(
-        row.organization_id, row.notification_id, row.user_id, row.attempts, token, row.created_at
+        row["organization_id"],
+        row["notification_id"],
+        row["user_id"],
+        row["attempts"],
+        row["claim_token"],
+        row["created_at"],
     )
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,6 +37,7 @@ from projections.base import (
     Projector,
     UtcDateTime,
     bulk_insert,
+    claim_due,
     jsonable,
     metadata,
 )
@@ -258,37 +259,11 @@ class OutboxItem:
 
 
 def claim_next(conn: Connection, now: datetime, lease: timedelta) -> OutboxItem | None:
-    """Claim the most overdue row (pending and due, or sending with an expired lease).
-
-    PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED` then UPDATE, so concurrent workers take
-    different rows (an UPDATE with the locking sub-select inlined may re-run it per row and
-    claim many). SQLite: one UPDATE with a sub-select, run under its single writer lock.
-    """
-    due = (
-        sa.select(outbox.c.organization_id, outbox.c.item_id)
-        .where(outbox.c.status.in_((PENDING, SENDING)), outbox.c.next_attempt_at <= now)
-        .order_by(outbox.c.next_attempt_at)
-        .limit(1)
-    )
-    token = uuid4()
-    claim = outbox.update().values(
-        status=SENDING,
-        attempts=outbox.c.attempts + 1,
-        claim_token=token,
-        next_attempt_at=now + lease,
-        updated_at=now,
-    )
-    if conn.dialect.name == "postgresql":
-        key = conn.execute(due.with_for_update(skip_locked=True)).first()
-        if key is None:
-            return None
-        claim = claim.where(outbox.c.organization_id == key[0], outbox.c.item_id == key[1])
-    else:
-        key_columns = sa.tuple_(outbox.c.organization_id, outbox.c.item_id)
-        claim = claim.where(key_columns.in_(due))
-    if conn.execute(claim).rowcount != 1:
+    """Claim the most overdue row (pending and due, or sending with an expired lease); see
+    `projections.base.claim_due`."""
+    row = claim_due(conn, outbox, "item_id", SENDING, now, lease)
+    if row is None:
         return None
-    row = conn.execute(sa.select(outbox).where(outbox.c.claim_token == token)).mappings().one()
     return OutboxItem(
         organization_id=row["organization_id"],
         item_id=row["item_id"],
@@ -297,7 +272,7 @@ def claim_next(conn: Connection, now: datetime, lease: timedelta) -> OutboxItem 
         provider_type=row["provider_type"],
         payload=dict(row["payload"]),
         attempts=int(row["attempts"]),
-        claim_token=token,
+        claim_token=row["claim_token"],
         provider_ref=row["provider_ref"],
         last_error=row["last_error"],
         created_at=row["created_at"],
